@@ -1,0 +1,106 @@
+"""The `palfrey` command: a click command generated from the settings table.
+
+Every option in `palfrey.options.OPTIONS` becomes a flag (with a `PALFREY_<NAME>` environment
+variable), so the CLI accepts exactly what `palfrey.run()` accepts. Errors are one line and a
+non-zero exit; tracebacks are only shown for exceptions raised inside the user's own code.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any
+
+import click
+
+import palfrey
+from palfrey.config import Config, ConfigError
+from palfrey.options import BOOL, CHOICE, FLOAT, INT, MULTI, OPTIONS, STR, Option
+
+_CLICK_TYPES: dict[str, Any] = {STR: str, INT: int, FLOAT: float}
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(
+        f"Running palfrey {palfrey.__version__} with {platform.python_implementation()} "
+        f"{platform.python_version()} on {platform.system()}"
+    )
+    ctx.exit()
+
+
+def _click_option(option: Option) -> Any:
+    decls = [option.cli_flag]
+    if option.short:
+        decls.append(option.short)
+    decls.append(option.name)
+    kwargs: dict[str, Any] = {
+        "help": option.help,
+        "envvar": option.envvar,
+        "show_default": option.default not in (None, (), "") and option.kind != BOOL,
+    }
+    if option.kind == BOOL:
+        kwargs["default"] = option.default
+        if "/" not in option.cli_flag:
+            kwargs["is_flag"] = True
+    elif option.kind == CHOICE:
+        kwargs["type"] = click.Choice(option.choices, case_sensitive=False)
+        kwargs["default"] = option.default
+    elif option.kind == MULTI:
+        kwargs["multiple"] = True
+        kwargs["type"] = str
+        kwargs["default"] = list(option.default)
+    else:
+        kwargs["type"] = _CLICK_TYPES[option.kind]
+        kwargs["default"] = option.default
+    if option.metavar:
+        kwargs["metavar"] = option.metavar
+    return click.option(*decls, **kwargs)
+
+
+def _build_command() -> click.Command:
+    def callback(app: str, **values: Any) -> None:
+        # Pass only what the user set, so Config applies its own defaults and environment rules.
+        ctx = click.get_current_context()
+        settings = {
+            name: value
+            for name, value in values.items()
+            if ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+        }
+        run_from_cli(app, settings)
+
+    command: Any = callback
+    for option in reversed(OPTIONS):
+        if option.cli:
+            command = _click_option(option)(command)
+    command = click.option(
+        "--version",
+        is_flag=True,
+        callback=_print_version,
+        expose_value=False,
+        is_eager=True,
+        help="Display the palfrey version and exit.",
+    )(command)
+    command = click.argument("app", envvar="PALFREY_APP")(command)
+    return click.command(context_settings={"auto_envvar_prefix": "PALFREY", "show_default": True})(command)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one clear line and exit; the operator needs the reason, not a traceback."""
+    click.secho(f"Error: {message}", err=True, fg="red")
+    sys.exit(code)
+
+
+def run_from_cli(app: str, settings: dict[str, Any]) -> None:
+    from palfrey.main import run_config
+
+    try:
+        config = Config(app, **settings)
+    except ConfigError as exc:
+        fail(str(exc), code=2)
+        return
+    sys.exit(run_config(config))
+
+
+main = _build_command()

@@ -1,0 +1,161 @@
+"""`Config`: one immutable, validated object built from the settings table.
+
+Everything below the entry points reads settings from here and nowhere else (never the CLI, never
+the environment), so a server, a worker and the Gunicorn worker class all see the same values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from palfrey.options import BOOL, CHOICE, FLOAT, INT, MULTI, OPTIONS, OPTIONS_BY_NAME, STR, Option
+
+AppType = str | Callable[..., Any]
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message is one line, fit for the user."""
+
+
+def _coerce(option: Option, value: Any) -> Any:
+    """Check and normalise one keyword value; the CLI has already converted strings."""
+    flag = option.cli_flag.split("/")[0]
+    if value is None:
+        if option.nullable or option.default is None:
+            return None
+        raise ConfigError(f"{flag} cannot be None")
+    kind = option.kind
+    if kind == BOOL:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{flag} expects true or false, got {value!r}")
+    elif kind == INT:
+        if isinstance(value, bool) or not isinstance(value, int):
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{flag} expects an integer, got {value!r}") from None
+    elif kind == FLOAT:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{flag} expects a number, got {value!r}") from None
+    elif kind == CHOICE:
+        if isinstance(value, str):
+            value = value.lower()
+        if value not in option.choices:
+            raise ConfigError(f"{flag} must be one of {', '.join(option.choices)}; got {value!r}")
+    elif kind == STR:
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{flag} expects a string, got {value!r}")
+    elif kind == MULTI:
+        if isinstance(value, (str, os.PathLike)):
+            value = [value]
+        value = tuple(os.fspath(v) if isinstance(v, os.PathLike) else v for v in value)
+    if option.minimum is not None and value < option.minimum:
+        raise ConfigError(f"{flag} must be at least {option.minimum:g}; got {value!r}")
+    if option.check is not None:
+        try:
+            checked = option.check(value)
+        except ValueError as exc:
+            raise ConfigError(f"{flag}: {exc}") from None
+        value = tuple(checked) if kind == MULTI else checked
+    if option.pending is not None and value != option.default:
+        raise ConfigError(f"{flag}: {option.pending}")
+    return value
+
+
+class Config:
+    """Frozen settings for one palfrey server. Build it with keywords named as in the settings table.
+
+    `Config(app, **settings)`: `app` is an import string ("module:attribute") or an app object.
+    Unknown keywords raise `TypeError`; bad values raise `ConfigError` with a one-line message.
+    """
+
+    __slots__ = ("_values", "app")
+
+    app: AppType
+
+    def __init__(self, app: AppType, **settings: Any) -> None:
+        unknown = sorted(set(settings) - set(OPTIONS_BY_NAME))
+        if unknown:
+            raise TypeError(f"unknown setting(s): {', '.join(unknown)}")
+        log_config = settings.pop("log_config") if isinstance(settings.get("log_config"), dict) else None
+        values: dict[str, Any] = {}
+        for option in OPTIONS:
+            if option.name in settings:
+                values[option.name] = _coerce(option, settings[option.name])
+            else:
+                values[option.name] = option.default
+        if log_config is not None:
+            values["log_config"] = log_config
+        if values["env_file"] is not None:
+            _load_env_file(values["env_file"])
+        if values["workers"] is None:
+            values["workers"] = _workers_from_environment()
+        if values["forwarded_allow_ips"] is None:
+            values["forwarded_allow_ips"] = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+        if values["uds"] is not None and values["fd"] is not None:
+            raise ConfigError("--uds and --fd cannot be used together")
+        if (values["ssl_keyfile"] is None) != (values["ssl_certfile"] is None):
+            raise ConfigError("--ssl-keyfile and --ssl-certfile must be given together")
+        object.__setattr__(self, "app", app)
+        object.__setattr__(self, "_values", MappingProxyType(values))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"Config has no setting {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Config is immutable; use config.replace(...)")
+
+    def __repr__(self) -> str:
+        changed = ", ".join(f"{k}={v!r}" for k, v in self._values.items() if v != OPTIONS_BY_NAME[k].default)
+        return f"Config(app={self.app!r}{', ' if changed else ''}{changed})"
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        return iter(self._values.items())
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some settings changed (validated again)."""
+        values = dict(self._values)
+        app = changes.pop("app", self.app)
+        values.update(changes)
+        return Config(app, **values)
+
+    @property
+    def values(self) -> Mapping[str, Any]:
+        return self._values
+
+    @property
+    def is_ssl(self) -> bool:
+        return self._values["ssl_certfile"] is not None
+
+
+def _workers_from_environment() -> int:
+    raw = os.environ.get("WEB_CONCURRENCY")
+    if raw is None or raw.strip() == "":
+        return 1
+    try:
+        workers = int(raw)
+    except ValueError:
+        raise ConfigError(f"WEB_CONCURRENCY must be an integer; got {raw!r}") from None
+    return _coerce(OPTIONS_BY_NAME["workers"], workers)
+
+
+def _load_env_file(path: str) -> None:
+    """Load a dotenv file into os.environ for the app (like uvicorn's --env-file)."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"--env-file: no such file: {path}")
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        raise ConfigError("--env-file needs python-dotenv: pip install 'palfrey[standard]'") from None
+    load_dotenv(dotenv_path=path, override=True)

@@ -1,0 +1,279 @@
+"""One ASGI HTTP request/response cycle, shared by both parser adapters.
+
+The cycle owns the `receive`/`send` pair given to the app: it hands out request body data as the
+parser delivers it (asking the connection to pause reading when the app falls behind), and encodes
+the response: head from prepared bytes, coalesced with the first body chunk into one write,
+Content-Length / chunked / close-delimited framing decided once, and the length the app promised
+enforced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from palfrey.http.response import status_line
+
+if TYPE_CHECKING:
+    from palfrey.http.protocol import HttpProtocol
+
+logger = logging.getLogger("palfrey.error")
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+HIGH_WATER = 65536  # buffered request body bytes before reading pauses
+_DISCONNECT = {"type": "http.disconnect"}
+_NO_BODY_STATUS = frozenset((204, 304))
+
+
+class RequestCycle:
+    """State of one request: body in, response out."""
+
+    __slots__ = (
+        "body",
+        "body_allowed",
+        "buffered",
+        "chunked",
+        "disconnected",
+        "expect_continue",
+        "expected_length",
+        "head_written",
+        "http10",
+        "is_head",
+        "keep_alive",
+        "more_body",
+        "protocol",
+        "response_complete",
+        "response_headers",
+        "response_started",
+        "scope",
+        "sent",
+        "start_time",
+        "status",
+        "transport",
+        "waiter",
+    )
+
+    def __init__(
+        self,
+        protocol: HttpProtocol,
+        scope: dict[str, Any],
+        *,
+        keep_alive: bool,
+        expect_continue: bool,
+        more_body: bool,
+        is_head: bool,
+        http10: bool,
+        start_time: float,
+    ) -> None:
+        self.protocol = protocol
+        self.transport = protocol.transport
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue
+        self.more_body = more_body
+        self.is_head = is_head
+        self.http10 = http10
+        self.start_time = start_time
+        self.body: list[bytes] = []
+        self.buffered = 0
+        self.waiter: asyncio.Future[None] | None = None
+        self.disconnected = False
+        self.response_started = False
+        self.response_complete = False
+        self.head_written = False
+        self.status = 0
+        self.response_headers: Any = ()
+        self.chunked = False
+        self.expected_length: int | None = None
+        self.sent = 0
+        self.body_allowed = True
+
+    # Fed by the protocol.
+
+    def feed_body(self, data: bytes) -> None:
+        if self.response_complete:
+            return  # the app answered without reading: the rest of the body is discarded
+        self.body.append(data)
+        self.buffered += len(data)
+        if self.buffered > HIGH_WATER:
+            self.protocol.pause_reading()
+        self.wake()
+
+    def end_body(self) -> None:
+        self.more_body = False
+        self.wake()
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # The ASGI callables.
+
+    async def receive(self) -> dict[str, Any]:
+        if self.expect_continue:
+            self.expect_continue = False
+            if not self.response_started and not self.disconnected:
+                self.transport.write(CONTINUE)
+        while not self.body and self.more_body and not self.disconnected and not self.response_complete:
+            self.protocol.wait_for_body(self)
+            self.waiter = self.protocol.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        if self.disconnected or self.response_complete:
+            return _DISCONNECT
+        chunks = self.body
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self.buffered = 0
+        self.protocol.body_consumed(self)
+        return {"type": "http.request", "body": body, "more_body": self.more_body}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        message_type = message["type"]
+        if self.disconnected:
+            return  # the client is gone; like uvicorn, later sends are dropped quietly
+        if not self.response_started:
+            if message_type != "http.response.start":
+                raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{message_type}'.")
+            self.response_started = True
+            self.expect_continue = False
+            self.status = message["status"]
+            self.response_headers = message.get("headers", ())
+            return
+        if self.response_complete:
+            raise RuntimeError(
+                f"Unexpected ASGI message '{message_type}' sent, after response already completed."
+            )
+        if message_type != "http.response.body":
+            raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message_type}'.")
+        body = message.get("body", b"")
+        more_body = message.get("more_body", False)
+        if not self.head_written:
+            self._write_head(body, more_body)
+        elif body and self.body_allowed:
+            self._write_body(body)
+        if not more_body:
+            self._finish()
+        elif self.protocol.write_paused:
+            await self.protocol.drain()
+
+    # Response encoding.
+
+    def _write_head(self, body: bytes, more_body: bool) -> None:
+        status = self.status
+        line = status_line(status)
+        protocol = self.protocol
+        content_length: int | None = None
+        app_chunked = False
+        has_server = has_date = has_connection = False
+        parts: list[bytes] = []
+        for name, value in self.response_headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                try:
+                    content_length = int(value)
+                except ValueError:
+                    raise RuntimeError(f"Invalid Content-Length {value!r} in response") from None
+            elif lname == b"transfer-encoding":
+                app_chunked = value.lower() == b"chunked"
+                continue  # framing is the server's job; it adds its own header below
+            elif lname == b"connection":
+                has_connection = True
+                if b"close" in value.lower():
+                    self.keep_alive = False
+            elif lname == b"server":
+                has_server = True
+            elif lname == b"date":
+                has_date = True
+            parts.append(name + b": " + value + b"\r\n")
+        app_head = b"".join(parts)
+        if app_head.count(b"\n") != len(parts) or app_head.count(b"\r") != len(parts):
+            raise RuntimeError("Invalid response header: line breaks are not allowed in names or values")
+
+        if protocol.state.draining:
+            self.keep_alive = False
+        extra: list[bytes] = []
+        if status < 200 or status in _NO_BODY_STATUS:
+            self.body_allowed = False
+        elif content_length is not None:
+            self.expected_length = content_length
+        elif not more_body:
+            if body or not self.is_head:
+                extra.append(b"content-length: " + str(len(body)).encode() + b"\r\n")
+        elif (app_chunked or not self.http10) and not self.is_head:
+            self.chunked = True
+            extra.append(b"transfer-encoding: chunked\r\n")
+        elif not self.is_head:
+            self.keep_alive = False  # HTTP/1.0 without a length: the end of the body is the close
+        if self.is_head:
+            self.body_allowed = False
+        if not has_connection:
+            if not self.keep_alive:
+                extra.append(b"connection: close\r\n")
+            elif self.http10:
+                extra.append(b"connection: keep-alive\r\n")
+
+        defaults = protocol.state.default_headers(has_server, has_date)
+        head = b"".join((line, defaults, app_head, *extra, b"\r\n"))
+        self.head_written = True
+        if body and self.body_allowed:
+            self.sent = len(body)
+            if self.chunked:
+                self.transport.write(b"%s%x\r\n%s\r\n" % (head, len(body), body))
+                return
+            if self.expected_length is not None and self.sent > self.expected_length:
+                self.transport.write(head)
+                self._too_long()
+            self.transport.write(head + body)
+        else:
+            self.transport.write(head)
+
+    def _write_body(self, body: bytes) -> None:
+        self.sent += len(body)
+        if self.chunked:
+            self.transport.writelines((b"%x\r\n" % len(body), body, b"\r\n"))
+            return
+        if self.expected_length is not None and self.sent > self.expected_length:
+            self._too_long()
+        self.transport.write(body)
+
+    def _too_long(self) -> None:
+        self.keep_alive = False
+        self.protocol.close_after_response()
+        raise RuntimeError("Response content longer than Content-Length")
+
+    def _finish(self) -> None:
+        if self.chunked:
+            self.transport.write(b"0\r\n\r\n")
+        elif self.expected_length is not None and self.body_allowed and self.sent < self.expected_length:
+            logger.error(
+                "Response content shorter than Content-Length (%d of %d bytes)",
+                self.sent,
+                self.expected_length,
+            )
+            self.keep_alive = False
+        self.response_complete = True
+        self.protocol.response_complete(self)
+
+    # Running the app.
+
+    async def run(self, app: Any) -> None:
+        try:
+            result = await app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self.protocol.app_failed(self, exc)
+            if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
+                raise
+            return
+        if result is not None:
+            logger.error("ASGI callable should return None, but returned %r.", result)
+        if not self.response_complete and not self.disconnected:
+            if not self.response_started:
+                logger.error("ASGI callable returned without starting response.")
+            else:
+                logger.error("ASGI callable returned without completing response.")
+            self.protocol.app_failed(self, None)

@@ -1,0 +1,127 @@
+"""Request-head checks and framing decisions shared by both parser adapters.
+
+httptools (llhttp) and h11 disagree on many edge cases: duplicate Content-Length, `gzip, chunked`,
+HTTP/2.0 request lines, missing Host. Each adapter turns bytes into (method, target, version,
+headers); this module then applies one policy to both, so a request that could be framed two ways is
+rejected identically whichever parser read it (RFC 9112 §6.1, §6.3, §3.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Methods llhttp knows; both adapters answer 501 for any other well-formed token so they agree.
+KNOWN_METHODS = frozenset(
+    b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH SEARCH "
+    b"UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY SUBSCRIBE "
+    b"UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY".split()
+)
+
+_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def is_token(value: bytes) -> bool:
+    return bool(value) and all(c in _TCHAR for c in value)
+
+
+class ParseError(Exception):
+    """A request the server answers itself (and then closes): status and a short reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+BODY_NONE, BODY_LENGTH, BODY_CHUNKED = 0, 1, 2
+
+
+@dataclass(slots=True)
+class Framing:
+    """What the head says about the body and the connection."""
+
+    body: int = BODY_NONE
+    length: int = 0
+    keep_alive: bool = True
+    expect_continue: bool = False
+    upgrade: bytes | None = None
+
+
+def check_head(version: str, headers: list[tuple[bytes, bytes]]) -> Framing:
+    """Validate a parsed request head and decide its framing. Raises ParseError.
+
+    `headers` are (lowercase name, value with OWS stripped) pairs exactly as received: repeated
+    fields are still separate entries, which is what lets repeated Content-Length be refused.
+    """
+    if version != "1.1" and version != "1.0":
+        raise ParseError(400, f"Unsupported HTTP version {version}")
+    framing = Framing(keep_alive=version == "1.1")
+    content_length: bytes | None = None
+    chunked = False
+    hosts = 0
+    connection_tokens: list[bytes] = []
+    for name, value in headers:
+        if name == b"content-length":
+            if content_length is not None:
+                raise ParseError(400, "Repeated Content-Length")
+            if not value.isdigit() or len(value) > 18:
+                raise ParseError(400, "Invalid Content-Length")
+            content_length = value
+        elif name == b"transfer-encoding":
+            if chunked or value.lower() != b"chunked":
+                raise ParseError(400, "Unsupported Transfer-Encoding")
+            chunked = True
+        elif name == b"host":
+            hosts += 1
+        elif name == b"connection":
+            connection_tokens.extend(t.strip().lower() for t in value.split(b","))
+        elif name == b"expect":
+            if value.lower() == b"100-continue":
+                framing.expect_continue = True
+        elif name == b"upgrade":
+            framing.upgrade = value
+    if chunked:
+        if content_length is not None:
+            raise ParseError(400, "Both Content-Length and Transfer-Encoding")
+        if version == "1.0":
+            raise ParseError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        framing.body = BODY_CHUNKED
+    elif content_length is not None:
+        framing.length = int(content_length)
+        framing.body = BODY_LENGTH if framing.length else BODY_NONE
+    if hosts > 1 or (hosts == 0 and version == "1.1"):
+        raise ParseError(400, "An HTTP/1.1 request needs exactly one Host header")
+    if connection_tokens:
+        if b"close" in connection_tokens:
+            framing.keep_alive = False
+        elif b"keep-alive" in connection_tokens:
+            framing.keep_alive = True
+        if b"upgrade" not in connection_tokens:
+            framing.upgrade = None
+    else:
+        framing.upgrade = None
+    if not framing.expect_continue or framing.body == BODY_NONE:
+        framing.expect_continue = False
+    return framing
+
+
+def check_method(method: bytes) -> None:
+    if method not in KNOWN_METHODS:
+        if is_token(method):
+            raise ParseError(501, "Method not implemented")
+        raise ParseError(400, "Invalid method")
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """(raw_path, query_string) of a request target in origin, absolute or asterisk form."""
+    if target[:1] != b"/" and b"://" in target[:16]:
+        # absolute-form (RFC 9112 §3.2.2): the path starts at the first '/' after the authority.
+        rest = target.partition(b"://")[2]
+        slash = rest.find(b"/")
+        query = rest.find(b"?")
+        if slash == -1 or (query != -1 and query < slash):
+            target = b"/" + (rest[query:] if query != -1 else b"")
+        else:
+            target = rest[slash:]
+    path, _, query = target.partition(b"?")
+    return path, query

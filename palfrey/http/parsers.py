@@ -1,0 +1,327 @@
+"""The two parser adapters: httptools (llhttp, fast) and h11 (pure Python).
+
+Each turns bytes into the same three calls on its sink (the connection protocol):
+`on_head(method, target, version, headers, framing)`, `on_body(data)`, `on_message_complete()`,
+and raises `ParseError` for anything it will not pass on. Limits hold however the bytes arrive.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import h11
+
+from palfrey.http.body import ChunkedDecoder
+from palfrey.http.head import (
+    BODY_CHUNKED,
+    BODY_LENGTH,
+    Framing,
+    ParseError,
+    check_head,
+    check_method,
+    is_token,
+)
+
+try:
+    import httptools
+except ImportError:  # pragma: no cover - depends on the installed extras
+    httptools = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Request-head limits, the same for both parsers (gunicorn's names)."""
+
+    request_line: int
+    fields: int
+    field_size: int
+
+    @property
+    def head(self) -> int:
+        return self.request_line + 2 + self.fields * (self.field_size + 2) + 2
+
+
+class Sink(Protocol):
+    def on_head(
+        self,
+        method: bytes,
+        target: bytes,
+        version: str,
+        headers: list[tuple[bytes, bytes]],
+        framing: Framing,
+    ) -> None: ...
+
+    def on_body(self, data: bytes) -> None: ...
+
+    def on_message_complete(self) -> None: ...
+
+
+class HttptoolsParser:
+    """llhttp via httptools: strict by default; this adds limits and the shared head policy."""
+
+    __slots__ = (
+        "_error",
+        "_head_bytes",
+        "_headers",
+        "_limits",
+        "_parser",
+        "_sink",
+        "_start",
+        "_upgraded",
+        "_url",
+        "in_head",
+    )
+
+    def __init__(self, sink: Sink, limits: Limits) -> None:
+        self._sink = sink
+        self._limits = limits
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
+        self._error: ParseError | None = None
+        self._start = b""
+        self._upgraded = False
+        self.in_head = False
+
+    def feed(self, data: bytes) -> None:
+        if self._upgraded:
+            return
+        if not self.in_head:
+            self._start = data[:32]
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # No protocol to switch to yet: the request was served as plain HTTP and the
+            # connection closes after its response (the parser cannot resume after an upgrade).
+            self._upgraded = True
+        except httptools.HttpParserInvalidMethodError:
+            method = self._start.partition(b" ")[0]
+            raise ParseError(501 if is_token(method) else 400, "Invalid method") from None
+        except httptools.HttpParserError as exc:
+            if self._error is not None:
+                raise self._error from None
+            raise ParseError(400, str(exc) or "Invalid HTTP request") from None
+        if self.in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self._limits.head:
+                raise ParseError(431, "Request head too large")
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self.in_head = True
+        self._url = b""
+        self._headers = []
+        self._head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self._limits.request_line:
+            self._fail(414, "Request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.in_head:
+            return  # a trailer field: llhttp checked its syntax; trailers are not passed on
+        headers = self._headers
+        if len(name) + len(value) + 2 > self._limits.field_size:
+            self._fail(431, "Request header field too large")
+        if len(headers) >= self._limits.fields:
+            self._fail(431, "Too many request header fields")
+        headers.append((name.lower(), value.strip(b" \t")))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        parser = self._parser
+        method = parser.get_method()
+        version = parser.get_http_version()
+        try:
+            if len(method) + len(self._url) + 10 > self._limits.request_line:
+                raise ParseError(414, "Request line too long")
+            check_method(method)
+            framing = check_head(version, self._headers)
+        except ParseError as exc:
+            self._error = exc
+            raise
+        if method == b"CONNECT":
+            framing.upgrade = b""
+        self._sink.on_head(method, self._url, version, self._headers, framing)
+
+    def on_body(self, body: bytes) -> None:
+        self._sink.on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._sink.on_message_complete()
+
+    def _fail(self, status: int, reason: str) -> None:
+        self._error = ParseError(status, reason)
+        raise self._error
+
+
+_HEAD, _LENGTH, _CHUNKED, _STOPPED = range(4)
+_FIELD_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_MAX_LEADING_EMPTY_LINES = 8
+
+
+class H11Parser:
+    """h11 reads each request line and header block; palfrey's own checks and body decoder do the rest.
+
+    A fresh `h11.Connection` per request head keeps h11's state machine out of the response path
+    (responses are encoded once, by palfrey, for both parsers). Before h11 sees a head it is checked
+    for what h11 tolerates and llhttp does not (bare LF, obs-fold, control characters, repeated
+    Content-Length folded into one), so both parsers refuse the same requests.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_chunked",
+        "_head_limit",
+        "_leading",
+        "_limits",
+        "_remaining",
+        "_scanned",
+        "_sink",
+        "_state",
+        "_stop_after",
+        "in_head",
+    )
+
+    def __init__(self, sink: Sink, limits: Limits, max_incomplete_event_size: int | None = None) -> None:
+        self._sink = sink
+        self._limits = limits
+        self._head_limit = limits.head
+        if max_incomplete_event_size is not None:
+            self._head_limit = min(self._head_limit, max_incomplete_event_size)
+        self._buffer = bytearray()
+        self._scanned = 0
+        self._leading = 0
+        self._state = _HEAD
+        self._remaining = 0
+        self._chunked: ChunkedDecoder | None = None
+        self._stop_after = False
+        self.in_head = False
+
+    def feed(self, data: bytes) -> None:
+        while data:
+            state = self._state
+            if state == _HEAD:
+                data = self._feed_head(data)
+            elif state == _LENGTH:
+                remaining = self._remaining
+                if len(data) <= remaining:
+                    self._remaining = remaining - len(data)
+                    self._sink.on_body(data)
+                    data = b""
+                else:
+                    self._remaining = 0
+                    self._sink.on_body(data[:remaining])
+                    data = data[remaining:]
+                if not self._remaining:
+                    self._complete()
+            elif state == _CHUNKED:
+                assert self._chunked is not None
+                data = self._chunked.feed(data)
+                if self._chunked.done:
+                    self._chunked = None
+                    self._complete()
+            else:
+                return
+
+    def _complete(self) -> None:
+        self._state = _STOPPED if self._stop_after else _HEAD
+        self._sink.on_message_complete()
+
+    def _feed_head(self, data: bytes) -> bytes:
+        buffer = self._buffer
+        buffer += data
+        if not self.in_head:
+            while buffer[:2] == b"\r\n":  # RFC 9112 §2.2: ignore empty lines before a request
+                del buffer[:2]
+                self._leading += 1
+                if self._leading > _MAX_LEADING_EMPTY_LINES:
+                    raise ParseError(400, "Too many empty lines before the request line")
+            if not buffer or buffer == b"\r":
+                return b""
+            self.in_head = True
+        end = buffer.find(b"\r\n\r\n", max(0, self._scanned - 3))
+        if end == -1:
+            self._check_partial_head(buffer)
+            return b""
+        head = bytes(buffer[: end + 2])
+        rest = bytes(buffer[end + 4 :])
+        buffer.clear()
+        self._scanned = 0
+        self._leading = 0
+        self.in_head = False
+        self._parse_head(head)
+        return rest
+
+    def _check_partial_head(self, buffer: bytearray) -> None:
+        start = max(0, self._scanned - 1)
+        new = bytes(buffer[start:])
+        if new.count(b"\n") != new.count(b"\r\n") or new.count(b"\r") != new.count(b"\r\n") + new.endswith(
+            b"\r"
+        ):
+            raise ParseError(400, "Bare CR or LF in request head")
+        self._scanned = len(buffer)
+        first_line_end = buffer.find(b"\r\n")
+        if first_line_end == -1 and len(buffer) > self._limits.request_line:
+            raise ParseError(414, "Request line too long")
+        if len(buffer) > self._head_limit:
+            raise ParseError(431, "Request head too large")
+
+    def _parse_head(self, head: bytes) -> None:
+        limits = self._limits
+        if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\n"):
+            raise ParseError(400, "Bare CR or LF in request head")
+        lines = head.split(b"\r\n")
+        request_line = lines[0]
+        if len(request_line) > limits.request_line:
+            raise ParseError(414, "Request line too long")
+        if len(head) > self._head_limit:
+            raise ParseError(431, "Request head too large")
+        fields = lines[1:-1]
+        if len(fields) > limits.fields:
+            raise ParseError(431, "Too many request header fields")
+        headers: list[tuple[bytes, bytes]] = []
+        for line in fields:
+            if len(line) > limits.field_size:
+                raise ParseError(431, "Request header field too large")
+            if line[:1] in (b" ", b"\t"):
+                raise ParseError(400, "Obsolete line folding")
+            if _FIELD_CTL.search(line) is not None:
+                raise ParseError(400, "Invalid character in header field")
+            name, colon, value = line.partition(b":")
+            if not colon or not is_token(name):
+                raise ParseError(400, "Invalid header field")
+            headers.append((name.lower(), value.strip(b" \t")))
+        method = request_line.partition(b" ")[0]
+        if is_token(method):
+            check_method(method)  # an unknown method is 501 before any other check, as in llhttp
+        connection = h11.Connection(h11.SERVER, max_incomplete_event_size=len(head) + 4)
+        connection.receive_data(head + b"\r\n")
+        try:
+            event: Any = connection.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise ParseError(400, str(exc)) from None
+        if not isinstance(event, h11.Request):
+            raise ParseError(400, "Invalid request line")
+        version = event.http_version.decode("ascii")
+        framing = check_head(version, headers)
+        method = event.method
+        check_method(method)
+        if method == b"CONNECT":
+            framing.upgrade = b""
+        # As with httptools: no protocol to switch to yet, so stop reading after this message.
+        self._stop_after = framing.upgrade is not None
+        self._sink.on_head(method, event.target, version, headers, framing)
+        if framing.body == BODY_LENGTH:
+            self._remaining = framing.length
+            self._state = _LENGTH
+        elif framing.body == BODY_CHUNKED:
+            self._chunked = ChunkedDecoder(self._sink.on_body, trailer_limit=self._head_limit)
+            self._state = _CHUNKED
+        else:
+            self._complete()

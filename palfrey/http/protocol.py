@@ -1,0 +1,370 @@
+"""The HTTP/1.1 connection: one asyncio.Protocol for both parsers.
+
+It owns everything that is about the connection rather than the bytes: keep-alive, pipelining
+(requests answered strictly in order), read and write flow control, the header/body/keep-alive
+deadlines (checked by the server's once-per-tick sweep, so no timer is scheduled per request),
+error responses for bad input, and graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from palfrey.http.cycle import RequestCycle
+from palfrey.http.head import BODY_NONE, Framing, ParseError, split_target
+from palfrey.http.response import error_response
+
+if TYPE_CHECKING:
+    from palfrey.server.state import ServerState
+
+logger = logging.getLogger("palfrey.error")
+
+INF = float("inf")
+_NONE, _HEADER, _BODY, _KEEP_ALIVE = range(4)
+_ASGI = {"version": "3.0", "spec_version": "2.4"}
+_REASONS = {
+    400: "Invalid HTTP request received.",
+    408: "Request timeout.",
+    414: "Request line too long.",
+    431: "Request header fields too large.",
+    501: "Method not implemented.",
+}
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.loop = state.loop
+        self.parser = state.new_parser(self)
+        self.transport: Any = None
+        self.cycle: RequestCycle | None = None  # the request being answered
+        self.parsing: RequestCycle | None = None  # the request the parser is delivering body for
+        self.pipeline: deque[RequestCycle] = deque()
+        self.read_paused = False
+        self.write_paused = False
+        self.drain_waiters: list[asyncio.Future[None]] = []
+        self.deadline = INF
+        self.deadline_kind = _NONE
+        self.closing = False
+        self.pending_error: ParseError | None = None
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        self.scheme = "http"
+        self.root_path = state.root_path
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        state = self.state
+        state.connections.add(self)
+        self.client = _address(transport.get_extra_info("peername"))
+        self.server = _address(transport.get_extra_info("sockname"))
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
+        self._set_deadline(_HEADER, state.timeout_request_header)
+        if state.draining:
+            self.close_after_response()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        state = self.state
+        state.connections.discard(self)
+        if state.draining:
+            state.check_idle()
+        self.closing = True
+        self.deadline = INF
+        for cycle in (self.cycle, self.parsing, *self.pipeline):
+            if cycle is not None and not cycle.disconnected:
+                cycle.disconnected = True
+                cycle.wake()
+        for waiter in self.drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.drain_waiters.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.deadline_kind == _KEEP_ALIVE:
+            self.deadline_kind = _NONE
+            self.deadline = INF
+        try:
+            self.parser.feed(data)
+        except ParseError as exc:
+            self._reject(exc)
+            return
+        if self.parser.in_head:
+            if self.deadline_kind != _HEADER:
+                self._set_deadline(_HEADER, self.state.timeout_request_header)
+        elif self.deadline_kind == _HEADER:
+            self.deadline_kind = _NONE
+            self.deadline = INF
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport: a half-closed client gets no more responses
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        for waiter in self.drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.drain_waiters.clear()
+
+    # Parser sink
+
+    def on_head(
+        self,
+        method: bytes,
+        target: bytes,
+        version: str,
+        headers: list[tuple[bytes, bytes]],
+        framing: Framing,
+    ) -> None:
+        state = self.state
+        raw_path, query_string = split_target(target)
+        try:
+            path_str = raw_path.decode("ascii")
+        except UnicodeDecodeError:
+            raise ParseError(400, "Invalid request target") from None
+        if b"%" in raw_path:
+            path_str = unquote(path_str)
+        root_path = self.root_path
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": version,
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": method.decode("ascii"),
+            "root_path": root_path,
+            "path": root_path + path_str if root_path else path_str,
+            "raw_path": root_path.encode("ascii") + raw_path if root_path else raw_path,
+            "query_string": query_string,
+            "headers": headers,
+            "state": state.lifespan_state.copy(),
+        }
+        if state.proxy is not None:
+            state.proxy.apply(scope)
+        keep_alive = framing.keep_alive and not self.closing and framing.upgrade is None
+        cycle = RequestCycle(
+            self,
+            scope,
+            keep_alive=keep_alive,
+            expect_continue=framing.expect_continue,
+            more_body=framing.body != BODY_NONE,
+            is_head=method == b"HEAD",
+            http10=version == "1.0",
+            start_time=self.loop.time() if state.access_log is not None else 0.0,
+        )
+        self.parsing = cycle
+        if self.cycle is None:
+            self._start(cycle)
+        else:
+            self.pipeline.append(cycle)
+            self.pause_reading()  # one request ahead is enough; TCP holds the rest
+
+    def on_body(self, data: bytes) -> None:
+        cycle = self.parsing
+        if cycle is not None:
+            cycle.feed_body(data)
+            if self.deadline_kind == _BODY:
+                self._set_deadline(_BODY, self.state.timeout_request_body)
+
+    def on_message_complete(self) -> None:
+        cycle = self.parsing
+        if cycle is not None:
+            cycle.end_body()
+            if self.deadline_kind == _BODY:
+                self.deadline_kind = _NONE
+                self.deadline = INF
+
+    # Cycles
+
+    def _start(self, cycle: RequestCycle) -> None:
+        state = self.state
+        self.cycle = cycle
+        app = state.app
+        limit = state.limit_concurrency
+        if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
+            app = _service_unavailable
+        coro = cycle.run(app)
+        if state.context is not None:
+            task = state.context.copy().run(self.loop.create_task, coro)
+        else:
+            task = self.loop.create_task(coro)
+        state.tasks.add(task)
+        task.add_done_callback(state.task_done)
+
+    def response_complete(self, cycle: RequestCycle) -> None:
+        """The app finished its response: log it, then move on to the next request or close."""
+        state = self.state
+        state.total_requests += 1
+        if state.access_log is not None:
+            state.access_log.log(
+                cycle.scope,
+                cycle.status,
+                cycle.response_headers,
+                cycle.sent,
+                int((self.loop.time() - cycle.start_time) * 1e9),
+            )
+        if state.on_request_done is not None:
+            state.on_request_done()
+        if self.transport.is_closing():
+            return
+        if cycle.more_body and cycle is self.parsing:
+            cycle.keep_alive = False  # the unread rest of the body would have to be drained first
+        if not cycle.keep_alive or self.closing:
+            self.closing = True
+            self.transport.close()
+            return
+        self.cycle = None
+        if self.pipeline:
+            self._start(self.pipeline.popleft())
+            if not self.pipeline:
+                self.resume_reading()
+            return
+        if self.pending_error is not None:
+            self._reject(self.pending_error)
+            return
+        self.resume_reading()
+        if not self.parser.in_head:
+            self._set_deadline(_KEEP_ALIVE, state.timeout_keep_alive)
+
+    def app_failed(self, cycle: RequestCycle, exc: BaseException | None) -> None:
+        if exc is not None and not isinstance(exc, asyncio.CancelledError):
+            logger.error("Exception in ASGI application\n", exc_info=exc)
+        if cycle.response_complete:
+            return
+        if (cycle.response_started and cycle.head_written) or cycle.disconnected:
+            self.closing = True
+            if self.transport is not None:
+                self.transport.close()
+            return
+        cycle.status = 500
+        cycle.response_headers = ()
+        cycle.keep_alive = False
+        cycle.response_complete = True
+        if not self.transport.is_closing():
+            self.transport.write(
+                error_response(500, "Internal Server Error", self.state.default_headers(False, False))
+            )
+        self.response_complete(cycle)
+
+    # Flow control
+
+    def pause_reading(self) -> None:
+        if not self.read_paused and not self.closing:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused and not self.closing:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def wait_for_body(self, cycle: RequestCycle) -> None:
+        """The app waits for body data: let it in, and start the body deadline."""
+        if cycle is self.parsing and not self.pipeline:
+            self.resume_reading()
+        self._set_deadline(_BODY, self.state.timeout_request_body)
+
+    def body_consumed(self, cycle: RequestCycle) -> None:
+        if self.deadline_kind == _BODY:
+            self.deadline_kind = _NONE
+            self.deadline = INF
+        if self.read_paused and not self.pipeline and cycle is self.parsing:
+            self.resume_reading()
+
+    async def drain(self) -> None:
+        if self.write_paused and not self.closing:
+            waiter = self.loop.create_future()
+            self.drain_waiters.append(waiter)
+            await waiter
+
+    # Deadlines, errors, shutdown
+
+    def _set_deadline(self, kind: int, timeout: float) -> None:
+        self.deadline_kind = kind
+        self.deadline = self.loop.time() + timeout
+
+    def check_deadline(self, now: float) -> None:
+        """Called by the server's sweep; acts when this connection's deadline has passed."""
+        if now < self.deadline:
+            return
+        kind = self.deadline_kind
+        self.deadline = INF
+        self.deadline_kind = _NONE
+        if kind == _KEEP_ALIVE:
+            self.closing = True
+            self.transport.close()
+        elif kind == _HEADER:
+            logger.debug("Request head not received in time; closing the connection")
+            if self.cycle is None:
+                self._reject(ParseError(408, "Request head timeout"), log=False)
+            else:
+                self.close_after_response()
+        elif kind == _BODY:
+            logger.warning("Request body not received in time; closing the connection")
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_started and cycle is self.parsing:
+                self._reject(ParseError(408, "Request body timeout"), log=False)
+            else:
+                self.closing = True
+                self.transport.close()
+
+    def _reject(self, exc: ParseError, *, log: bool = True) -> None:
+        """Answer a request the app must never see, then close."""
+        if self.cycle is not None and not self.cycle.response_complete and exc.status != 408:
+            # Earlier pipelined requests are answered first; reading stops here.
+            self.pending_error = exc
+            self.pause_reading()
+            self.closing = True
+            return
+        if log:
+            logger.warning("%s (%s)", _REASONS.get(exc.status, "Invalid HTTP request received."), exc.reason)
+        self.closing = True
+        if self.cycle is not None and not self.cycle.disconnected:
+            self.cycle.disconnected = True
+            self.cycle.wake()
+        if not self.transport.is_closing():
+            message = _REASONS.get(exc.status, "Invalid HTTP request received.")
+            self.transport.write(
+                error_response(exc.status, message, self.state.default_headers(False, False))
+            )
+            self.transport.close()
+
+    def close_after_response(self) -> None:
+        self.closing = True
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: idle connections close now, busy ones after their response."""
+        self.closing = True
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
+        elif self.cycle is not None:
+            self.cycle.keep_alive = False
+
+
+def _address(address: Any) -> tuple[str, int] | None:
+    if isinstance(address, tuple) and len(address) >= 2:
+        return (str(address[0]), int(address[1]))
+    return None
+
+
+async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"Service Unavailable"})

@@ -1,0 +1,1 @@
+"""Adapters that present other application interfaces as ASGI 3."""

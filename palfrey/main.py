@@ -1,0 +1,34 @@
+"""`palfrey.run()` and the shared path from a Config to a running server."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from palfrey.config import AppType, Config
+
+
+def run(app: AppType, **settings: Any) -> None:
+    """Serve `app` ("module:attribute" or an app object) with the same settings as the CLI.
+
+    `palfrey.run("main:app", host="0.0.0.0", port=8000)`. Exits the process with a non-zero code
+    when the app cannot boot, like the CLI.
+    """
+    config = Config(app, **settings)
+    code = run_config(config)
+    if code:
+        sys.exit(code)
+
+
+def run_config(config: Config) -> int:
+    """Configure logging, then run the server; returns the exit code."""
+    from palfrey.logging import configure_logging
+    from palfrey.server.server import Server
+
+    configure_logging(
+        log_config=config.log_config,
+        log_level=config.log_level,
+        access_log=config.access_log,
+        use_colors=config.use_colors,
+    )
+    return Server(config).run()

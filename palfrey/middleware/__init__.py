@@ -1,0 +1,1 @@
+"""ASGI middleware shipped with palfrey for users who compose their own application stack."""

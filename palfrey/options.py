@@ -1,0 +1,405 @@
+"""The settings table: every option palfrey has, declared exactly once.
+
+The click CLI (`palfrey.cli`), `palfrey.run(**kwargs)`, `palfrey.Config(...)`, the `PALFREY_*`
+environment variables and the settings reference in the docs are all derived from `OPTIONS`, so a
+setting cannot drift between entry points. Names and defaults follow uvicorn's where uvicorn has the
+option, so `uvicorn main:app --flags` becomes `palfrey main:app --flags`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# Kinds decide both the click type and the validation of keyword arguments.
+STR, INT, FLOAT, BOOL, CHOICE, MULTI = "str", "int", "float", "bool", "choice", "multi"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its name, type, default, help text and how it is exposed."""
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    flag: str | None = None  # CLI spelling when it is not derived from the name
+    short: str | None = None
+    metavar: str | None = None
+    minimum: float | None = None
+    nullable: bool = False  # None is a valid value (meaning "not set")
+    cli: bool = True
+    # A feature that lands in a later release: any value other than the default is refused
+    # with this message instead of being silently ignored.
+    pending: str | None = None
+    # Extra validation/normalisation of the value after type checks (raises ValueError).
+    check: Callable[[Any], Any] | None = None
+
+    @property
+    def cli_flag(self) -> str:
+        if self.flag:
+            return self.flag
+        dashed = "--" + self.name.replace("_", "-")
+        if self.kind == BOOL:
+            return f"{dashed}/--no-{self.name.replace('_', '-')}"
+        return dashed
+
+    @property
+    def envvar(self) -> str:
+        return "PALFREY_" + self.name.upper()
+
+
+def _header(value: str) -> str:
+    name, sep, _ = value.partition(":")
+    if not sep or not name.strip():
+        raise ValueError(f"header {value!r} is not of the form 'name:value'")
+    return value
+
+
+def _check_headers(values: Any) -> list[str]:
+    return [_header(v) for v in values]
+
+
+def _ssl_version(value: Any) -> int:
+    return int(value)
+
+
+def _refuse(values: tuple[Any, ...], message: str) -> Callable[[Any], Any]:
+    """A check that refuses some values of an otherwise available option, until they land."""
+
+    def check(value: Any) -> Any:
+        if value in values:
+            raise ValueError(message)
+        return value
+
+    return check
+
+
+def _workers(value: int | None) -> int | None:
+    if value is not None and value > 1:
+        raise ValueError(_LATER_WORKERS)
+    return value
+
+
+_LATER_WORKERS = "several workers arrive with the pre-fork master; use --workers 1 for now"
+_LATER_RELOAD = "--reload arrives with the pre-fork master"
+_LATER_WS = "WebSocket support is not available yet (use --ws auto or none)"
+_LATER_WSGI = "WSGI apps are not supported yet; serve an ASGI app"
+
+OPTIONS: tuple[Option, ...] = (
+    # Where to listen.
+    Option("host", STR, "127.0.0.1", "Bind socket to this host; '::' for IPv6.", metavar="HOST"),
+    Option("port", INT, 8000, "Bind socket to this port; 0 picks a free port.", minimum=0),
+    Option("uds", STR, None, "Bind to a UNIX domain socket.", nullable=True, metavar="PATH"),
+    Option("fd", INT, None, "Bind to socket from this file descriptor.", nullable=True, minimum=0),
+    Option("backlog", INT, 2048, "Maximum number of connections to hold in backlog.", minimum=1),
+    # Development.
+    Option("reload", BOOL, False, "Enable auto-reload.", flag="--reload", pending=_LATER_RELOAD),
+    Option(
+        "reload_dirs",
+        MULTI,
+        (),
+        "Set reload directories explicitly.",
+        flag="--reload-dir",
+        metavar="PATH",
+        pending=_LATER_RELOAD,
+    ),
+    Option(
+        "reload_includes",
+        MULTI,
+        (),
+        "Set glob patterns to include while watching for files.",
+        flag="--reload-include",
+        metavar="GLOB",
+        pending=_LATER_RELOAD,
+    ),
+    Option(
+        "reload_excludes",
+        MULTI,
+        (),
+        "Set glob patterns to exclude while watching for files.",
+        flag="--reload-exclude",
+        metavar="GLOB",
+        pending=_LATER_RELOAD,
+    ),
+    Option(
+        "reload_delay",
+        FLOAT,
+        0.25,
+        "Delay between previous and next check if application needs to be reloaded.",
+        minimum=0,
+        pending=_LATER_RELOAD,
+    ),
+    # Processes.
+    Option(
+        "workers",
+        INT,
+        None,
+        "Number of worker processes. Defaults to $WEB_CONCURRENCY or 1.",
+        nullable=True,
+        minimum=1,
+        check=_workers,
+    ),
+    # Implementations.
+    Option("loop", CHOICE, "auto", "Event loop implementation.", choices=("auto", "asyncio", "uvloop")),
+    Option("http", CHOICE, "auto", "HTTP protocol implementation.", choices=("auto", "h11", "httptools")),
+    Option(
+        "ws",
+        CHOICE,
+        "auto",
+        "WebSocket protocol implementation.",
+        choices=("auto", "none", "websockets", "wsproto"),
+        check=_refuse(("websockets", "wsproto"), _LATER_WS),
+    ),
+    Option(
+        "ws_max_size",
+        INT,
+        16777216,
+        "WebSocket max size message in bytes.",
+        minimum=1,
+        pending=_LATER_WS,
+    ),
+    Option(
+        "ws_max_queue",
+        INT,
+        32,
+        "The maximum length of the WebSocket message queue.",
+        minimum=1,
+        pending=_LATER_WS,
+    ),
+    Option(
+        "ws_ping_interval",
+        FLOAT,
+        20.0,
+        "WebSocket ping interval in seconds.",
+        nullable=True,
+        pending=_LATER_WS,
+    ),
+    Option(
+        "ws_ping_timeout",
+        FLOAT,
+        20.0,
+        "WebSocket ping timeout in seconds.",
+        nullable=True,
+        pending=_LATER_WS,
+    ),
+    Option(
+        "ws_per_message_deflate",
+        BOOL,
+        True,
+        "WebSocket per-message-deflate compression.",
+        flag="--ws-per-message-deflate",
+        pending=_LATER_WS,
+    ),
+    Option("lifespan", CHOICE, "auto", "Lifespan implementation.", choices=("auto", "on", "off")),
+    Option(
+        "interface",
+        CHOICE,
+        "auto",
+        "Select ASGI3, ASGI2, or WSGI as the application interface.",
+        choices=("auto", "asgi3", "asgi2", "wsgi"),
+        check=_refuse(("wsgi",), _LATER_WSGI),
+    ),
+    Option("env_file", STR, None, "Environment configuration file.", nullable=True, metavar="PATH"),
+    # Logging.
+    Option(
+        "log_config",
+        STR,
+        None,
+        "Logging configuration file. Supported formats: .ini, .json, .yaml.",
+        nullable=True,
+        metavar="PATH",
+    ),
+    Option(
+        "log_level",
+        CHOICE,
+        None,
+        "Log level. [default: info]",
+        choices=("critical", "error", "warning", "info", "debug", "trace"),
+        nullable=True,
+    ),
+    Option("access_log", BOOL, True, "Enable/Disable access log."),
+    Option(
+        "access_log_format",
+        STR,
+        None,
+        "Access log format with gunicorn-style atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(M)sms'.",
+        nullable=True,
+        metavar="FORMAT",
+    ),
+    Option("use_colors", BOOL, None, "Enable/Disable colorized logging.", nullable=True),
+    # Proxies and paths.
+    Option(
+        "proxy_headers",
+        BOOL,
+        True,
+        "Enable/Disable X-Forwarded-Proto, X-Forwarded-For and Forwarded to populate url scheme "
+        "and remote address info.",
+    ),
+    Option("server_header", BOOL, True, "Enable/Disable default Server header."),
+    Option("date_header", BOOL, True, "Enable/Disable default Date header."),
+    Option(
+        "forwarded_allow_ips",
+        STR,
+        None,
+        "Comma separated list of IP Addresses, IP Networks, or literals (e.g. unix:) to trust with "
+        "proxy headers. Defaults to $FORWARDED_ALLOW_IPS or '127.0.0.1'. '*' trusts all.",
+        nullable=True,
+    ),
+    Option(
+        "root_path",
+        STR,
+        "",
+        "Set the ASGI 'root_path' for applications submounted below a given URL path.",
+    ),
+    # Limits.
+    Option(
+        "limit_concurrency",
+        INT,
+        None,
+        "Maximum number of concurrent connections or tasks to allow, before issuing HTTP 503 responses.",
+        nullable=True,
+        minimum=1,
+    ),
+    Option(
+        "limit_max_requests",
+        INT,
+        None,
+        "Maximum number of requests to service before terminating the process.",
+        nullable=True,
+        minimum=1,
+    ),
+    Option(
+        "limit_max_requests_jitter",
+        INT,
+        0,
+        "Maximum jitter to add to limit_max_requests, so workers do not restart together.",
+        minimum=0,
+    ),
+    Option(
+        "limit_request_line",
+        INT,
+        8190,
+        "Maximum size of the HTTP request line in bytes (larger: 414).",
+        minimum=64,
+    ),
+    Option(
+        "limit_request_fields",
+        INT,
+        100,
+        "Maximum number of header fields in a request (more: 431).",
+        minimum=1,
+    ),
+    Option(
+        "limit_request_field_size",
+        INT,
+        8190,
+        "Maximum size of one request header field in bytes (larger: 431).",
+        minimum=64,
+    ),
+    # Timeouts.
+    Option(
+        "timeout_keep_alive",
+        FLOAT,
+        5,
+        "Close Keep-Alive connections if no new data is received within this timeout (seconds).",
+        minimum=0,
+    ),
+    Option(
+        "timeout_request_header",
+        FLOAT,
+        30,
+        "Drop a client that has not sent a complete request head within this many seconds (slowloris).",
+        minimum=0.01,
+    ),
+    Option(
+        "timeout_request_body",
+        FLOAT,
+        60,
+        "Answer 408 and close when the app waits for request body data that does not arrive within "
+        "this many seconds.",
+        minimum=0.01,
+    ),
+    Option(
+        "timeout_graceful_shutdown",
+        FLOAT,
+        30,
+        "Maximum number of seconds to wait for in-flight requests on shutdown.",
+        nullable=True,
+        minimum=0,
+    ),
+    Option(
+        "timeout_worker_healthcheck",
+        FLOAT,
+        5,
+        "Maximum number of seconds a worker may take to answer a health-check ping.",
+        minimum=0.1,
+    ),
+    # TLS.
+    Option("ssl_keyfile", STR, None, "SSL key file.", nullable=True, metavar="PATH"),
+    Option("ssl_certfile", STR, None, "SSL certificate file.", nullable=True, metavar="PATH"),
+    Option("ssl_keyfile_password", STR, None, "SSL keyfile password.", nullable=True),
+    Option(
+        "ssl_version",
+        INT,
+        int(ssl.PROTOCOL_TLS_SERVER),
+        "SSL version to use (see stdlib ssl module's).",
+        check=_ssl_version,
+    ),
+    Option(
+        "ssl_cert_reqs",
+        INT,
+        int(ssl.CERT_NONE),
+        "Whether client certificate is required (see stdlib ssl module's).",
+        minimum=0,
+    ),
+    Option("ssl_ca_certs", STR, None, "CA certificates file.", nullable=True, metavar="PATH"),
+    Option("ssl_ciphers", STR, "TLSv1", "Ciphers to use (see stdlib ssl module's)."),
+    # Misc.
+    Option(
+        "headers",
+        MULTI,
+        (),
+        "Specify custom default HTTP response headers as a Name:Value pair.",
+        flag="--header",
+        short="-H",
+        metavar="NAME:VALUE",
+        check=_check_headers,
+    ),
+    Option(
+        "app_dir",
+        STR,
+        "",
+        "Look for APP in the specified directory, by adding this to the PYTHONPATH. "
+        "Defaults to the current working directory.",
+        metavar="PATH",
+    ),
+    Option(
+        "h11_max_incomplete_event_size",
+        INT,
+        None,
+        "For h11, the maximum number of bytes to buffer of an incomplete event.",
+        nullable=True,
+        minimum=1,
+    ),
+    Option(
+        "factory",
+        BOOL,
+        False,
+        "Treat APP as an application factory, i.e. a () -> <ASGI app> callable.",
+        flag="--factory",
+    ),
+    Option(
+        "reset_contextvars",
+        BOOL,
+        False,
+        "Run every request in a fresh copy of the server's context, so context variables set by one "
+        "request never leak into the next on the same connection.",
+        flag="--reset-contextvars",
+    ),
+)
+
+OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}

@@ -1,0 +1,1 @@
+"""One process's server: listeners, connections, lifespan, graceful shutdown."""

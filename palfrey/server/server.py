@@ -1,0 +1,243 @@
+"""`Server`: one process serving the app on its listeners until told to stop.
+
+Startup: load the app, run lifespan startup, start listening, log where. A tick every quarter second
+refreshes the Date header (once a second) and sweeps connection deadlines. Shutdown (TERM/INT):
+stop accepting, close idle connections, let in-flight requests finish (answered with
+`Connection: close`) within --timeout-graceful-shutdown, run lifespan shutdown. A second INT, or QUIT,
+stops at once. `await Server(config).serve()` also works inside an existing event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from palfrey.config import Config, ConfigError
+from palfrey.http.protocol import HttpProtocol
+from palfrey.importer import AppLoadError, detect_interface, load_app
+from palfrey.interfaces.asgi2 import ASGI2Middleware
+from palfrey.lifespan import Lifespan
+from palfrey.server.sockets import bind_sockets, describe
+from palfrey.server.state import ServerState
+
+logger = logging.getLogger("palfrey.error")
+
+TICK = 0.25
+EXIT_OK, EXIT_CONFIG, EXIT_BOOT = 0, 1, 3
+_HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+
+
+def load_asgi_app(config: Config) -> Callable[..., Any]:
+    """The configured app as an ASGI 3 callable (ASGI 2 apps are wrapped)."""
+    app = load_app(config.app, app_dir=config.app_dir, factory=config.factory)
+    interface = config.interface if config.interface != "auto" else detect_interface(app)
+    if interface == "wsgi":
+        raise AppLoadError("The app looks like a WSGI app; WSGI serving is not available yet.")
+    if interface == "asgi2":
+        return ASGI2Middleware(app)
+    return app
+
+
+def new_event_loop(name: str) -> asyncio.AbstractEventLoop:
+    """auto prefers uvloop when installed; asking for uvloop without it is a config error."""
+    if name in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if name == "uvloop":
+                raise ConfigError("--loop uvloop needs uvloop: pip install 'palfrey[standard]'") from None
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.SelectorEventLoop() if os.name != "nt" else asyncio.new_event_loop()
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.should_exit = False
+        self.force_exit = False
+        self.started = False
+        self.state: ServerState | None = None
+        self.sockets: list[socket.socket] = []
+        self._servers: list[asyncio.AbstractServer] = []
+        self._exit: asyncio.Event | None = None
+        self._force: asyncio.Future[None] | None = None
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._last_second = 0
+        self._max_requests: int | None = None
+
+    def run(self, sockets: list[socket.socket] | None = None) -> int:
+        """Run in a new event loop of the configured kind; returns the process exit code."""
+        loop = new_event_loop(self.config.loop)
+        asyncio.set_event_loop(loop)
+        try:
+            return loop.run_until_complete(self.serve(sockets))
+        finally:
+            try:
+                _cancel_all(loop)
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        self._exit = asyncio.Event()
+        self._force = loop.create_future()
+        config = self.config
+        installed = self._install_signal_handlers(loop)
+        try:
+            return await self._serve(loop, config, sockets)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    async def _serve(
+        self, loop: asyncio.AbstractEventLoop, config: Config, sockets: list[socket.socket] | None
+    ) -> int:
+        logger.info("Started server process [%d]", os.getpid())
+        ssl_context = None
+        if config.is_ssl:
+            from palfrey.tls import create_ssl_context
+
+            ssl_context = create_ssl_context(config)
+        self.sockets = sockets if sockets is not None else bind_sockets(config)
+        try:
+            app = load_asgi_app(config)
+        except AppLoadError as exc:
+            if exc.show_traceback and exc.__cause__ is not None:
+                logger.error("%s", exc, exc_info=exc.__cause__)
+            else:
+                logger.error("%s", exc)
+            return EXIT_BOOT
+        state = self.state = ServerState(config, app, loop)
+        lifespan = Lifespan(app, config.lifespan, state.lifespan_state)
+        if not await lifespan.startup():
+            return EXIT_BOOT
+        if self.should_exit:
+            await lifespan.shutdown()
+            return EXIT_OK
+
+        for sock in self.sockets:
+            server = await loop.create_server(
+                lambda: HttpProtocol(state), sock=sock, backlog=config.backlog, ssl=ssl_context
+            )
+            self._servers.append(server)
+        for sock in self.sockets:
+            logger.info(
+                "Palfrey running on %s (Press CTRL+C to quit)", describe(sock, ssl_context is not None)
+            )
+        self.started = True
+        if config.limit_max_requests is not None:
+            import random
+
+            self._max_requests = config.limit_max_requests + random.randint(
+                0, config.limit_max_requests_jitter
+            )
+        self._tick()
+
+        await self._exit.wait()
+        await self._shutdown(lifespan)
+        return EXIT_OK
+
+    def _tick(self) -> None:
+        state = self.state
+        assert state is not None
+        loop = state.loop
+        now = time.time()
+        if int(now) != self._last_second:
+            self._last_second = int(now)
+            state.refresh_date(now)
+        monotonic = loop.time()
+        for connection in state.connections:
+            if monotonic >= connection.deadline:
+                connection.check_deadline(monotonic)
+        if (
+            self._max_requests is not None
+            and state.total_requests >= self._max_requests
+            and not self.should_exit
+        ):
+            logger.info("Maximum request limit of %d exceeded. Terminating process.", self._max_requests)
+            self.request_exit()
+        self._tick_handle = loop.call_later(TICK, self._tick)
+
+    def request_exit(self, force: bool = False) -> None:
+        self.should_exit = True
+        if self._exit is not None:
+            self._exit.set()
+        if force:
+            self.force_exit = True
+            if self._force is not None and not self._force.done():
+                self._force.set_result(None)
+
+    def handle_signal(self, sig: int) -> None:
+        if sig == signal.SIGQUIT or (sig == signal.SIGINT and self.should_exit):
+            self.request_exit(force=True)
+        else:
+            self.request_exit()
+
+    async def _shutdown(self, lifespan: Lifespan) -> None:
+        state = self.state
+        assert state is not None
+        logger.info("Shutting down")
+        for server in self._servers:
+            server.close()
+        state.draining = True
+        for connection in list(state.connections):
+            connection.shutdown()
+        timeout = self.config.timeout_graceful_shutdown
+        if not self.force_exit and (state.connections or state.tasks):
+            idle = state.idle_future()
+            assert self._force is not None
+            done, _ = await asyncio.wait((idle, self._force), timeout=timeout)
+            if not done:
+                logger.warning(
+                    "Graceful shutdown timed out after %gs with %d connection(s) open; closing them.",
+                    timeout,
+                    len(state.connections),
+                )
+        for connection in list(state.connections):
+            connection.transport.abort()
+        for task in list(state.tasks):
+            task.cancel()
+        if state.tasks:
+            await asyncio.wait(list(state.tasks), timeout=1)
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        if not self.force_exit:
+            await lifespan.shutdown()
+        for server in self._servers:
+            server.close()
+        if self.config.uds and os.path.exists(self.config.uds):
+            try:
+                os.unlink(self.config.uds)
+            except OSError:
+                pass
+        logger.info("Finished server process [%d]", os.getpid())
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        installed = []
+        for sig in _HANDLED_SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self.handle_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            installed.append(sig)
+        return installed
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))

@@ -1,0 +1,110 @@
+"""What every connection of one server process shares, prepared once from the Config.
+
+Protocols read plain attributes from here (never the Config), so per-request code touches values
+that were validated and encoded at startup: limits, timeouts, default header bytes, the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable
+from typing import Any
+
+from palfrey.config import Config
+from palfrey.http.parsers import H11Parser, HttptoolsParser, Limits
+from palfrey.http.response import date_line, header_lines
+
+
+class ServerState:
+    """Shared, mostly read-only state for one process's connections."""
+
+    def __init__(self, config: Config, app: Callable[..., Any], loop: asyncio.AbstractEventLoop) -> None:
+        from palfrey.logging import AccessLog
+        from palfrey.middleware.proxy_headers import ProxyHeaders, TrustedHosts
+
+        self.app = app
+        self.loop = loop
+        self.connections: set[Any] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.total_requests = 0
+        self.draining = False
+        self.lifespan_state: dict[str, Any] = {}
+        self.on_request_done: Callable[[], None] | None = None
+        self._idle: asyncio.Future[None] | None = None
+        self.root_path: str = config.root_path
+        self.limit_concurrency: int | None = config.limit_concurrency
+        self.timeout_keep_alive = float(config.timeout_keep_alive)
+        self.timeout_request_header = float(config.timeout_request_header)
+        self.timeout_request_body = float(config.timeout_request_body)
+        self.limits = Limits(
+            request_line=config.limit_request_line,
+            fields=config.limit_request_fields,
+            field_size=config.limit_request_field_size,
+        )
+        self.parser_name = resolve_http(config.http)
+        self.h11_max_incomplete_event_size = config.h11_max_incomplete_event_size
+        self.proxy = ProxyHeaders(TrustedHosts(config.forwarded_allow_ips)) if config.proxy_headers else None
+        access_log = AccessLog(config.access_log_format) if config.access_log else None
+        self.access_log = access_log if access_log is not None and access_log.enabled else None
+        self.context = contextvars.copy_context() if config.reset_contextvars else None
+
+        custom = [tuple(h.split(":", 1)) for h in config.headers]
+        server_lines = [("server", "palfrey")] if config.server_header else []
+        custom_names = {name.strip().lower() for name, _ in custom}
+        if "server" in custom_names:
+            server_lines = []
+        self._server_bytes = header_lines(server_lines)  # type: ignore[arg-type]
+        self._custom_bytes = header_lines(custom)  # type: ignore[arg-type]
+        self._date_enabled = config.date_header and "date" not in custom_names
+        self._date = b""
+        self._defaults = b""
+        self.refresh_date()
+
+    def idle_future(self) -> asyncio.Future[None]:
+        """Resolves once no connection and no request task is left (graceful shutdown waits on it)."""
+        self._idle = self.loop.create_future()
+        self.check_idle()
+        return self._idle
+
+    def check_idle(self) -> None:
+        idle = self._idle
+        if idle is not None and not idle.done() and not self.connections and not self.tasks:
+            idle.set_result(None)
+
+    def task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if self._idle is not None:
+            self.check_idle()
+
+    def new_parser(self, protocol: Any) -> HttptoolsParser | H11Parser:
+        if self.parser_name == "httptools":
+            return HttptoolsParser(protocol, self.limits)
+        return H11Parser(protocol, self.limits, self.h11_max_incomplete_event_size)
+
+    def refresh_date(self, now: float | None = None) -> None:
+        """Called once a second by the server tick: the Date header is never formatted per request."""
+        self._date = date_line(now) if self._date_enabled else b""
+        self._defaults = self._date + self._server_bytes + self._custom_bytes
+
+    def default_headers(self, has_server: bool, has_date: bool) -> bytes:
+        """Server-added header lines, leaving out those the app set itself."""
+        if not has_server and not has_date:
+            return self._defaults
+        return (
+            (b"" if has_date else self._date)
+            + (b"" if has_server else self._server_bytes)
+            + self._custom_bytes
+        )
+
+
+def resolve_http(name: str) -> str:
+    if name == "auto":
+        try:
+            import httptools
+        except ImportError:
+            return "h11"
+        return "httptools"
+    if name == "httptools":
+        import httptools  # noqa: F401  (ImportError reported by the caller)
+    return name

@@ -1,0 +1,27 @@
+"""TLS: the server-side SSL context built from the --ssl-* settings."""
+
+from __future__ import annotations
+
+import ssl
+
+from palfrey.config import Config, ConfigError
+
+
+def create_ssl_context(config: Config) -> ssl.SSLContext:
+    """Load the certificate chain and client-verification settings; errors become one line."""
+    try:
+        context = ssl.SSLContext(config.ssl_version)
+        password = config.ssl_keyfile_password
+        context.load_cert_chain(
+            config.ssl_certfile,
+            config.ssl_keyfile,
+            password=(lambda: password) if password is not None else None,
+        )
+        context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
+        if config.ssl_ca_certs:
+            context.load_verify_locations(config.ssl_ca_certs)
+        if config.ssl_ciphers:
+            context.set_ciphers(config.ssl_ciphers)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"TLS setup failed: {exc}") from None
+    return context
