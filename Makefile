@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format palfrey tests benchmarks docs_src
 	$(BIN)/ruff check --fix palfrey tests benchmarks docs_src
+
+docs: $(STAMP)
+	$(BIN)/python -m palfrey.settings_doc > docs/settings.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

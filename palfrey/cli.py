@@ -93,6 +93,7 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def run_from_cli(app: str, settings: dict[str, Any]) -> None:
+    from palfrey.logging import LogConfigError
     from palfrey.main import run_config
 
     try:
@@ -100,7 +101,12 @@ def run_from_cli(app: str, settings: dict[str, Any]) -> None:
     except ConfigError as exc:
         fail(str(exc), code=2)
         return
-    sys.exit(run_config(config))
+    try:
+        code = run_config(config)
+    except (ConfigError, LogConfigError) as exc:
+        fail(str(exc), code=1)
+        return
+    sys.exit(code)
 
 
 main = _build_command()

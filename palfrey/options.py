@@ -63,6 +63,14 @@ def _check_headers(values: Any) -> list[str]:
     return [_header(v) for v in values]
 
 
+def _access_log_format(value: str | None) -> str | None:
+    if value is not None:
+        from palfrey.logging import compile_access_format
+
+        compile_access_format(value)  # ValueError with a clear message when the format is bad
+    return value
+
+
 def _ssl_version(value: Any) -> int:
     return int(value)
 
@@ -229,6 +237,7 @@ OPTIONS: tuple[Option, ...] = (
         "Access log format with gunicorn-style atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(M)sms'.",
         nullable=True,
         metavar="FORMAT",
+        check=_access_log_format,
     ),
     Option("use_colors", BOOL, None, "Enable/Disable colorized logging.", nullable=True),
     # Proxies and paths.

@@ -1,0 +1,1 @@
+"""Benchmarks: see the performance issue; `make bench` runs them once they land."""
