@@ -35,15 +35,22 @@ def _click_option(option: Option) -> Any:
     if option.short:
         decls.append(option.short)
     decls.append(option.name)
+    envvars = [option.envvar]
+    flag_envvar = "PALFREY_" + option.cli_flag.split("/")[0].lstrip("-").replace("-", "_").upper()
+    if flag_envvar != option.envvar:
+        envvars.append(flag_envvar)  # --header: PALFREY_HEADERS (uvicorn's spelling) or PALFREY_HEADER
     kwargs: dict[str, Any] = {
         "help": option.help,
-        "envvar": option.envvar,
+        "envvar": envvars,
         "show_default": option.default not in (None, (), "") and option.kind != BOOL,
     }
     if option.kind == BOOL:
         kwargs["default"] = option.default
         if "/" not in option.cli_flag:
-            kwargs["is_flag"] = True
+            if option.default is True:
+                kwargs["type"] = click.BOOL  # like uvicorn's `--ws-per-message-deflate BOOLEAN`
+            else:
+                kwargs["is_flag"] = True
     elif option.kind == CHOICE:
         kwargs["type"] = click.Choice(option.choices, case_sensitive=False)
         kwargs["default"] = option.default

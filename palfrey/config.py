@@ -100,6 +100,11 @@ class Config:
             values["workers"] = _workers_from_environment()
         if values["forwarded_allow_ips"] is None:
             values["forwarded_allow_ips"] = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+            _check_trusted_hosts(values["forwarded_allow_ips"], "FORWARDED_ALLOW_IPS")
+        else:
+            _check_trusted_hosts(values["forwarded_allow_ips"], "--forwarded-allow-ips")
+        if isinstance(app, str):
+            _check_import_string(app)
         if values["uds"] is not None and values["fd"] is not None:
             raise ConfigError("--uds and --fd cannot be used together")
         if (values["ssl_keyfile"] is None) != (values["ssl_certfile"] is None):
@@ -147,7 +152,26 @@ def _workers_from_environment() -> int:
         workers = int(raw)
     except ValueError:
         raise ConfigError(f"WEB_CONCURRENCY must be an integer; got {raw!r}") from None
-    return _coerce(OPTIONS_BY_NAME["workers"], workers)
+    try:
+        return _coerce(OPTIONS_BY_NAME["workers"], workers)
+    except ConfigError as exc:
+        raise ConfigError(f"WEB_CONCURRENCY={raw!r}: {exc}") from None
+
+
+def _check_import_string(app: str) -> None:
+    module, _, attribute = app.partition(":")
+    if not module.strip() or not attribute.strip():
+        raise ConfigError(f'Import string "{app}" must be in format "<module>:<attribute>".')
+
+
+def _check_trusted_hosts(value: str, source: str) -> None:
+    """A bad --forwarded-allow-ips entry is a config error, not a traceback at server start."""
+    from palfrey.middleware.proxy_headers import TrustedHosts
+
+    try:
+        TrustedHosts(value)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _load_env_file(path: str) -> None:
