@@ -95,7 +95,6 @@ def _workers(value: int | None) -> int | None:
 _LATER_WORKERS = "several workers arrive with the pre-fork master; use --workers 1 for now"
 _LATER_RELOAD = "--reload arrives with the pre-fork master"
 _LATER_WS = "WebSocket support is not available yet (use --ws auto or none)"
-_LATER_WSGI = "WSGI apps are not supported yet; serve an ASGI app"
 
 OPTIONS: tuple[Option, ...] = (
     # Where to listen.
@@ -209,7 +208,15 @@ OPTIONS: tuple[Option, ...] = (
         "auto",
         "Select ASGI3, ASGI2, or WSGI as the application interface.",
         choices=("auto", "asgi3", "asgi2", "wsgi"),
-        check=_refuse(("wsgi",), _LATER_WSGI),
+    ),
+    Option(
+        "threads",
+        INT,
+        16,
+        "WSGI apps only: threads per worker that run the app (requests beyond that wait). Threads "
+        "start on first use; 16 keeps I/O-bound apps (database, HTTP calls) busy without much GIL "
+        "contention. Use 1-4 for CPU-bound apps.",
+        minimum=1,
     ),
     Option("env_file", STR, None, "Environment configuration file.", nullable=True, metavar="PATH"),
     # Logging.

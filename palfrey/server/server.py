@@ -35,11 +35,15 @@ _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 
 
 def load_asgi_app(config: Config) -> Callable[..., Any]:
-    """The configured app as an ASGI 3 callable (ASGI 2 apps are wrapped)."""
+    """The configured app as an ASGI 3 callable (ASGI 2 and WSGI apps are wrapped)."""
     app = load_app(config.app, app_dir=config.app_dir, factory=config.factory)
     interface = config.interface if config.interface != "auto" else detect_interface(app)
     if interface == "wsgi":
-        raise AppLoadError("The app looks like a WSGI app; WSGI serving is not available yet.")
+        from palfrey.interfaces.wsgi import WSGIMiddleware
+
+        # The thread pool starts threads on first use (never in a master before fork) and stops
+        # them at lifespan shutdown.
+        return WSGIMiddleware(app, config.threads, multiprocess=(config.workers or 1) > 1)
     if interface == "asgi2":
         return ASGI2Middleware(app)
     return app
