@@ -1,8 +1,9 @@
 """A strict, sans-IO request body decoder (Content-Length and chunked).
 
 The h11 adapter uses it instead of h11's own body reader, so chunk sizes, chunk extensions and line
-endings are judged by the same rules llhttp applies: no whitespace in chunk sizes, at most 16 hex
-digits, CRLF only, extensions that are `;token[=token|quoted-string]`, bounded trailers.
+endings are judged by the same rules llhttp applies: no whitespace in chunk sizes, a value that fits
+in 64 bits (at most 16 hex digits after any leading zeros, which RFC 9112 allows), CRLF only,
+extensions that are `;token[=token|quoted-string]`, bounded trailers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from palfrey.http.head import ParseError
 
 _CHUNK_LINE = re.compile(
-    rb'([0-9A-Fa-f]{1,16})((?:;[!#$%&\'*+\-.^_`|~0-9A-Za-z]+(?:=(?:[!#$%&\'*+\-.^_`|~0-9A-Za-z]+|"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"))?)*)'
+    rb'0*([0-9A-Fa-f]{1,16})((?:;[!#$%&\'*+\-.^_`|~0-9A-Za-z]+(?:=(?:[!#$%&\'*+\-.^_`|~0-9A-Za-z]+|"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"))?)*)'
 )
 _MAX_CHUNK_LINE = 4096
 _SIZE, _DATA, _DATA_END, _TRAILERS, _DONE = range(5)

@@ -22,7 +22,6 @@ logger = logging.getLogger("palfrey.error")
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 HIGH_WATER = 65536  # buffered request body bytes before reading pauses
-_DISCONNECT = {"type": "http.disconnect"}
 _NO_BODY_STATUS = frozenset((204, 304))
 
 
@@ -32,6 +31,7 @@ class RequestCycle:
     __slots__ = (
         "body",
         "body_allowed",
+        "body_delivered",
         "buffered",
         "chunked",
         "disconnected",
@@ -88,6 +88,7 @@ class RequestCycle:
         self.expected_length: int | None = None
         self.sent = 0
         self.body_allowed = True
+        self.body_delivered = False  # the app has had the last body message
 
     # Fed by the protocol.
 
@@ -116,20 +117,30 @@ class RequestCycle:
             self.expect_continue = False
             if not self.response_started and not self.disconnected:
                 self.transport.write(CONTINUE)
-        while not self.body and self.more_body and not self.disconnected and not self.response_complete:
-            self.protocol.wait_for_body(self)
+        # Wait for body data; once the whole body was delivered, wait for the end of the cycle
+        # (the client leaving, or the response sent) and report it as a disconnect.
+        while not self.body and not self.disconnected and not self.response_complete:
+            if self.more_body:
+                self.protocol.wait_for_body(self)
+            elif not self.body_delivered:
+                break
             self.waiter = self.protocol.loop.create_future()
             try:
                 await self.waiter
             finally:
                 self.waiter = None
         if self.disconnected or self.response_complete:
-            return _DISCONNECT
+            return {"type": "http.disconnect"}
         chunks = self.body
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        self.buffered = 0
-        self.protocol.body_consumed(self)
+        if chunks:
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+            self.buffered = 0
+            self.protocol.body_consumed(self)
+        else:
+            body = b""
+        if not self.more_body:
+            self.body_delivered = True
         return {"type": "http.request", "body": body, "more_body": self.more_body}
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -140,7 +151,11 @@ class RequestCycle:
             if message_type != "http.response.start":
                 raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{message_type}'.")
             self.response_started = True
-            self.expect_continue = False
+            if self.expect_continue:
+                # The client waits for 100 Continue before it sends the body, and will not get it:
+                # the connection cannot be reused, as nobody knows whether the body will follow.
+                self.expect_continue = False
+                self.keep_alive = not self.more_body
             self.status = message["status"]
             self.response_headers = message.get("headers", ())
             return
@@ -168,7 +183,6 @@ class RequestCycle:
         line = status_line(status)
         protocol = self.protocol
         content_length: int | None = None
-        app_chunked = False
         has_server = has_date = has_connection = False
         parts: list[bytes] = []
         for name, value in self.response_headers:
@@ -179,7 +193,6 @@ class RequestCycle:
                 except ValueError:
                     raise RuntimeError(f"Invalid Content-Length {value!r} in response") from None
             elif lname == b"transfer-encoding":
-                app_chunked = value.lower() == b"chunked"
                 continue  # framing is the server's job; it adds its own header below
             elif lname == b"connection":
                 has_connection = True
@@ -204,11 +217,13 @@ class RequestCycle:
         elif not more_body:
             if body or not self.is_head:
                 extra.append(b"content-length: " + str(len(body)).encode() + b"\r\n")
-        elif (app_chunked or not self.http10) and not self.is_head:
+        elif self.is_head:
+            pass  # no body follows, so no framing header: the app gave no length to report
+        elif not self.http10:
             self.chunked = True
             extra.append(b"transfer-encoding: chunked\r\n")
-        elif not self.is_head:
-            self.keep_alive = False  # HTTP/1.0 without a length: the end of the body is the close
+        else:
+            self.keep_alive = False  # HTTP/1.0 has no chunked coding: the end of the body is the close
         if self.is_head:
             self.body_allowed = False
         if not has_connection:
@@ -257,6 +272,7 @@ class RequestCycle:
             )
             self.keep_alive = False
         self.response_complete = True
+        self.wake()  # an app task waiting in receive() now gets http.disconnect
         self.protocol.response_complete(self)
 
     # Running the app.

@@ -47,7 +47,7 @@ class Framing:
     upgrade: bytes | None = None
 
 
-def check_head(version: str, headers: list[tuple[bytes, bytes]]) -> Framing:
+def check_head(method: bytes, version: str, headers: list[tuple[bytes, bytes]]) -> Framing:
     """Validate a parsed request head and decide its framing. Raises ParseError.
 
     `headers` are (lowercase name, value with OWS stripped) pairs exactly as received: repeated
@@ -100,9 +100,48 @@ def check_head(version: str, headers: list[tuple[bytes, bytes]]) -> Framing:
             framing.upgrade = None
     else:
         framing.upgrade = None
+    if method == b"CONNECT":
+        framing.upgrade = b""
+    if framing.upgrade is not None:
+        # llhttp stops at the end of an upgrade request's head and never reads its body; with no
+        # protocol to switch to, the request is served as plain HTTP without a body and the
+        # connection closes after the response, on both parsers.
+        framing.body = BODY_NONE
+        framing.keep_alive = False
     if not framing.expect_continue or framing.body == BODY_NONE:
         framing.expect_continue = False
     return framing
+
+
+MAX_EMPTY_LINES = 8
+
+
+def skip_empty_lines(data: bytes | bytearray, seen: int) -> tuple[int, int]:
+    """Where the request line starts in `data`, after the empty lines before it, and how many.
+
+    RFC 9112 §2.2 lets a server ignore CRLFs before a request line; llhttp also skips bare CR and
+    LF there, h11 does not. Both adapters call this at a message boundary so both accept CRLF only,
+    at most MAX_EMPTY_LINES of them. A CR at the very end may be half of a CRLF: the position
+    returned then points at it, for the caller to keep until more bytes arrive.
+    """
+    pos = 0
+    end = len(data)
+    while pos < end:
+        byte = data[pos]
+        if byte == 13:  # CR
+            if pos + 1 == end:
+                break
+            if data[pos + 1] != 10:
+                raise ParseError(400, "Bare CR before the request line")
+            pos += 2
+            seen += 1
+            if seen > MAX_EMPTY_LINES:
+                raise ParseError(400, "Too many empty lines before the request line")
+        elif byte == 10:
+            raise ParseError(400, "Bare LF before the request line")
+        else:
+            break
+    return pos, seen
 
 
 def check_method(method: bytes) -> None:

@@ -22,6 +22,7 @@ from palfrey.http.head import (
     check_head,
     check_method,
     is_token,
+    skip_empty_lines,
 )
 
 try:
@@ -59,18 +60,34 @@ class Sink(Protocol):
 
 
 class HttptoolsParser:
-    """llhttp via httptools: strict by default; this adds limits and the shared head policy."""
+    """llhttp via httptools: strict by default; this adds limits and the shared head policy.
+
+    Three things llhttp does differently are evened out here: it skips bare CR/LF before a request
+    line (checked at message boundaries with `skip_empty_lines`); it only reports complete header
+    fields, so an endless field is bounded by counting the bytes of the current line between feeds;
+    and it does not recognise `chunked` followed by a tab, which is valid OWS: such a body is read by
+    llhttp as raw bytes and decoded by `ChunkedDecoder`, then a fresh llhttp parser takes over.
+    """
 
     __slots__ = (
+        "_after_cr",
+        "_begun",
+        "_decoder",
+        "_empty_lines",
         "_error",
+        "_first_line",
         "_head_bytes",
         "_headers",
         "_limits",
+        "_line",
         "_parser",
+        "_rest",
         "_sink",
         "_start",
+        "_te_tab",
         "_upgraded",
         "_url",
+        "between",
         "in_head",
     )
 
@@ -81,15 +98,31 @@ class HttptoolsParser:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
+        self._line = 0  # bytes of the head line being received (request line or field line)
         self._error: ParseError | None = None
         self._start = b""
         self._upgraded = False
+        self._begun = 0  # messages begun during the current feed
+        self._first_line = True
+        self._after_cr = False  # the previous feed ended with a CR at a message boundary
+        self._empty_lines = 0
+        self._te_tab = False
+        self._decoder: ChunkedDecoder | None = None
+        self._rest: bytes | None = None
+        self.between = True  # at a message boundary: no byte of the next request seen yet
         self.in_head = False
 
     def feed(self, data: bytes) -> None:
         if self._upgraded:
             return
-        if not self.in_head:
+        if self.between and (self._after_cr or data[:1] in (b"\r", b"\n")):
+            data = self._skip_empty_lines(data)
+            if not data:
+                return
+        head_before = self.in_head
+        at_boundary = self.between
+        self._begun = 0
+        if not head_before:
             self._start = data[:32]
         try:
             self._parser.feed_data(data)
@@ -97,6 +130,7 @@ class HttptoolsParser:
             # No protocol to switch to yet: the request was served as plain HTTP and the
             # connection closes after its response (the parser cannot resume after an upgrade).
             self._upgraded = True
+            return
         except httptools.HttpParserInvalidMethodError:
             method = self._start.partition(b" ")[0]
             raise ParseError(501 if is_token(method) else 400, "Invalid method") from None
@@ -104,18 +138,76 @@ class HttptoolsParser:
             if self._error is not None:
                 raise self._error from None
             raise ParseError(400, str(exc) or "Invalid HTTP request") from None
+        if self._rest is not None:
+            self._restart()
+            return
         if self.in_head:
+            # Exact counting when the head's first byte is known: it began in an earlier feed, or
+            # at the start of this one.
+            begun = self._begun
+            self._check_partial_head(data, exact=not begun if head_before else begun == 1 and at_boundary)
+        elif self.between:
+            self._after_cr = data[-1:] == b"\r"
+
+    def _skip_empty_lines(self, data: bytes) -> bytes:
+        if self._after_cr:
+            self._after_cr = False
+            data = b"\r" + data
+        pos, self._empty_lines = skip_empty_lines(data, self._empty_lines)
+        if pos == len(data) - 1 and data[pos] == 13:
+            self._after_cr = True  # half of a CRLF: llhttp does not need to see it
+            return b""
+        return data[pos:] if pos else data
+
+    def _check_partial_head(self, data: bytes, exact: bool) -> None:
+        """Bound a head that is still incomplete after this feed: llhttp does not buffer it, but
+        httptools accumulates an unfinished field, so lines and the whole head are counted here."""
+        limits = self._limits
+        last_lf = data.rfind(b"\n")
+        if exact:
             self._head_bytes += len(data)
-            if self._head_bytes > self._limits.head:
-                raise ParseError(431, "Request head too large")
+            if last_lf == -1:
+                self._line += len(data)
+            else:
+                self._line = len(data) - last_lf - 1
+                self._first_line = False
+        else:
+            # The head began inside this feed, after an earlier message: count what is known of it.
+            tail = data[last_lf + 1 :]
+            self._line = len(tail)
+            self._first_line = not self._headers and (not self._url or self._url in tail)
+            known = len(self._url) + sum(len(name) + len(value) + 4 for name, value in self._headers)
+            self._head_bytes = known + self._line
+        line = self._line - (data[-1] == 13)  # a final CR is half of the line's CRLF
+        if self._first_line:
+            if line > limits.request_line:
+                raise ParseError(414, "Request line too long")
+        elif line > limits.field_size:
+            raise ParseError(431, "Request header field too large")
+        if self._head_bytes > limits.head:
+            raise ParseError(431, "Request head too large")
+
+    def _restart(self) -> None:
+        """After a body decoded by ChunkedDecoder: a fresh llhttp parser reads what follows."""
+        rest = self._rest or b""
+        self._rest = None
+        self._parser = httptools.HttpRequestParser(self)
+        self.between = True
+        if rest:
+            self.feed(rest)
 
     # httptools callbacks
 
     def on_message_begin(self) -> None:
         self.in_head = True
+        self.between = False
+        self._begun += 1
+        self._first_line = True
         self._url = b""
         self._headers = []
         self._head_bytes = 0
+        self._line = 0
+        self._te_tab = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -130,7 +222,12 @@ class HttptoolsParser:
             self._fail(431, "Request header field too large")
         if len(headers) >= self._limits.fields:
             self._fail(431, "Too many request header fields")
-        headers.append((name.lower(), value.strip(b" \t")))
+        name = name.lower()
+        if b"\t" in value and name == b"transfer-encoding":
+            # llhttp does not see `chunked` in "chunked<TAB>": let it pass the raw body through.
+            self._te_tab = True
+            self._parser.set_dangerous_leniencies(lenient_transfer_encoding=True)
+        headers.append((name, value.strip(b" \t")))
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -141,18 +238,34 @@ class HttptoolsParser:
             if len(method) + len(self._url) + 10 > self._limits.request_line:
                 raise ParseError(414, "Request line too long")
             check_method(method)
-            framing = check_head(version, self._headers)
+            framing = check_head(method, version, self._headers)
+            if self._te_tab and framing.body == BODY_CHUNKED:
+                self._decoder = ChunkedDecoder(self._sink.on_body, trailer_limit=self._limits.head)
+            self._sink.on_head(method, self._url, version, self._headers, framing)
         except ParseError as exc:
             self._error = exc
             raise
-        if method == b"CONNECT":
-            framing.upgrade = b""
-        self._sink.on_head(method, self._url, version, self._headers, framing)
 
     def on_body(self, body: bytes) -> None:
-        self._sink.on_body(body)
+        decoder = self._decoder
+        if decoder is None:
+            self._sink.on_body(body)
+            return
+        if self._rest is not None:
+            return
+        try:
+            rest = decoder.feed(body)
+        except ParseError as exc:
+            self._error = exc
+            raise
+        if decoder.done:
+            self._decoder = None
+            self._rest = rest  # the old parser reads to EOF; feed() restarts on a fresh one
+            self.on_message_complete()
 
     def on_message_complete(self) -> None:
+        self.between = True
+        self._empty_lines = 0
         self._sink.on_message_complete()
 
     def _fail(self, status: int, reason: str) -> None:
@@ -162,7 +275,6 @@ class HttptoolsParser:
 
 _HEAD, _LENGTH, _CHUNKED, _STOPPED = range(4)
 _FIELD_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-_MAX_LEADING_EMPTY_LINES = 8
 
 
 class H11Parser:
@@ -180,6 +292,8 @@ class H11Parser:
         "_head_limit",
         "_leading",
         "_limits",
+        "_line",
+        "_lines",
         "_remaining",
         "_scanned",
         "_sink",
@@ -196,6 +310,8 @@ class H11Parser:
             self._head_limit = min(self._head_limit, max_incomplete_event_size)
         self._buffer = bytearray()
         self._scanned = 0
+        self._lines = 0  # complete lines of the head being received
+        self._line = 0  # bytes received of its current line
         self._leading = 0
         self._state = _HEAD
         self._remaining = 0
@@ -235,16 +351,17 @@ class H11Parser:
 
     def _feed_head(self, data: bytes) -> bytes:
         buffer = self._buffer
-        buffer += data
         if not self.in_head:
-            while buffer[:2] == b"\r\n":  # RFC 9112 §2.2: ignore empty lines before a request
-                del buffer[:2]
-                self._leading += 1
-                if self._leading > _MAX_LEADING_EMPTY_LINES:
-                    raise ParseError(400, "Too many empty lines before the request line")
-            if not buffer or buffer == b"\r":
+            if buffer:  # a CR kept back from the previous feed
+                data = bytes(buffer) + data
+                buffer.clear()
+            pos, self._leading = skip_empty_lines(data, self._leading)
+            if pos == len(data) or (pos == len(data) - 1 and data[pos] == 13):
+                buffer += data[pos:]
                 return b""
             self.in_head = True
+            data = data[pos:] if pos else data
+        buffer += data
         end = buffer.find(b"\r\n\r\n", max(0, self._scanned - 3))
         if end == -1:
             self._check_partial_head(buffer)
@@ -253,23 +370,37 @@ class H11Parser:
         rest = bytes(buffer[end + 4 :])
         buffer.clear()
         self._scanned = 0
+        self._lines = 0
+        self._line = 0
         self._leading = 0
         self.in_head = False
         self._parse_head(head)
         return rest
 
     def _check_partial_head(self, buffer: bytearray) -> None:
-        start = max(0, self._scanned - 1)
+        """Checks on a head still arriving, so that limits hold however the bytes are sliced: each
+        byte is looked at once (bare CR/LF, line count), the current line's length is bounded."""
+        scanned = self._scanned
+        # A CR that ended the previous scan is looked at again, with the byte that follows it.
+        start = scanned - 1 if scanned and buffer[scanned - 1] == 13 else scanned
         new = bytes(buffer[start:])
-        if new.count(b"\n") != new.count(b"\r\n") or new.count(b"\r") != new.count(b"\r\n") + new.endswith(
-            b"\r"
-        ):
+        crlf = new.count(b"\r\n")
+        if new.count(b"\n") != crlf or new.count(b"\r") != crlf + new.endswith(b"\r"):
             raise ParseError(400, "Bare CR or LF in request head")
-        self._scanned = len(buffer)
-        first_line_end = buffer.find(b"\r\n")
-        if first_line_end == -1 and len(buffer) > self._limits.request_line:
-            raise ParseError(414, "Request line too long")
-        if len(buffer) > self._head_limit:
+        self._scanned = size = len(buffer)
+        self._lines += crlf
+        last_lf = new.rfind(b"\n")
+        self._line = self._line + size - scanned if last_lf == -1 else len(new) - last_lf - 1
+        line = self._line - new.endswith(b"\r")  # a final CR is half of the line's CRLF
+        limits = self._limits
+        if not self._lines:
+            if line > limits.request_line:
+                raise ParseError(414, "Request line too long")
+        elif line > limits.field_size:
+            raise ParseError(431, "Request header field too large")
+        if self._lines - 1 > limits.fields:
+            raise ParseError(431, "Too many request header fields")
+        if size > self._head_limit:
             raise ParseError(431, "Request head too large")
 
     def _parse_head(self, head: bytes) -> None:
@@ -309,11 +440,9 @@ class H11Parser:
         if not isinstance(event, h11.Request):
             raise ParseError(400, "Invalid request line")
         version = event.http_version.decode("ascii")
-        framing = check_head(version, headers)
         method = event.method
         check_method(method)
-        if method == b"CONNECT":
-            framing.upgrade = b""
+        framing = check_head(method, version, headers)
         # As with httptools: no protocol to switch to yet, so stop reading after this message.
         self._stop_after = framing.upgrade is not None
         self._sink.on_head(method, event.target, version, headers, framing)

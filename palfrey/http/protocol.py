@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("palfrey.error")
 
 INF = float("inf")
-_NONE, _HEADER, _BODY, _KEEP_ALIVE = range(4)
+LINGER = 2.0  # seconds to keep reading (and discarding) after the last response, before closing
+_NONE, _HEADER, _BODY, _KEEP_ALIVE, _LINGER = range(5)
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _REASONS = {
     400: "Invalid HTTP request received.",
@@ -52,6 +53,7 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = INF
         self.deadline_kind = _NONE
         self.closing = False
+        self.discard_input = False  # the parser failed or the last response is out: ignore bytes
         self.pending_error: ParseError | None = None
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
@@ -89,6 +91,8 @@ class HttpProtocol(asyncio.Protocol):
         self.drain_waiters.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self.discard_input:
+            return
         if self.deadline_kind == _KEEP_ALIVE:
             self.deadline_kind = _NONE
             self.deadline = INF
@@ -153,11 +157,10 @@ class HttpProtocol(asyncio.Protocol):
         }
         if state.proxy is not None:
             state.proxy.apply(scope)
-        keep_alive = framing.keep_alive and not self.closing and framing.upgrade is None
         cycle = RequestCycle(
             self,
             scope,
-            keep_alive=keep_alive,
+            keep_alive=framing.keep_alive and not self.closing,
             expect_continue=framing.expect_continue,
             more_body=framing.body != BODY_NONE,
             is_head=method == b"HEAD",
@@ -220,7 +223,11 @@ class HttpProtocol(asyncio.Protocol):
         if self.transport.is_closing():
             return
         if cycle.more_body and cycle is self.parsing:
-            cycle.keep_alive = False  # the unread rest of the body would have to be drained first
+            # The app answered without reading the whole body: rather than wait for the rest to
+            # frame the next request, close; lingering keeps the unread bytes from resetting the
+            # connection before the client has read the response.
+            self.linger()
+            return
         if not cycle.keep_alive or self.closing:
             self.closing = True
             self.transport.close()
@@ -266,7 +273,7 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self.read_paused and not self.closing:
+        if self.read_paused and not self.closing and self.pending_error is None:
             self.read_paused = False
             self.transport.resume_reading()
 
@@ -302,44 +309,82 @@ class HttpProtocol(asyncio.Protocol):
         kind = self.deadline_kind
         self.deadline = INF
         self.deadline_kind = _NONE
-        if kind == _KEEP_ALIVE:
-            self.closing = True
-            self.transport.close()
-        elif kind == _HEADER:
-            logger.debug("Request head not received in time; closing the connection")
-            if self.cycle is None:
+        if kind == _HEADER:
+            if self.cycle is not None:
+                self.close_after_response()  # a pipelined head is trickling in: no more requests
+            elif self.parser.in_head:
+                logger.debug("Request head not received in time; closing the connection")
                 self._reject(ParseError(408, "Request head timeout"), log=False)
             else:
-                self.close_after_response()
-        elif kind == _BODY:
-            logger.warning("Request body not received in time; closing the connection")
-            cycle = self.cycle
-            if cycle is not None and not cycle.response_started and cycle is self.parsing:
-                self._reject(ParseError(408, "Request body timeout"), log=False)
-            else:
-                self.closing = True
+                self.closing = True  # not one byte of a request: nothing to answer
                 self.transport.close()
+        elif kind == _BODY:
+            cycle = self.parsing
+            if cycle is not None and cycle.more_body:
+                logger.warning("Request body not received in time; closing the connection")
+                self._reject(ParseError(408, "Request body timeout"), log=False)
+        else:  # keep-alive or linger
+            self.closing = True
+            self.transport.close()
 
     def _reject(self, exc: ParseError, *, log: bool = True) -> None:
-        """Answer a request the app must never see, then close."""
-        if self.cycle is not None and not self.cycle.response_complete and exc.status != 408:
-            # Earlier pipelined requests are answered first; reading stops here.
+        """Answer a request the app must not see (or whose body broke off), then close.
+
+        An error inside a request's body ends that request: the app waiting for it gets
+        `http.disconnect`, and the error is the response unless the app's response has begun.
+        An error in a later pipelined request waits until the requests before it are answered.
+        """
+        broken = self.parsing
+        if broken is not None and broken.more_body:
+            self.parsing = None
+            broken.more_body = False
+            if broken is not self.cycle:
+                self.pipeline.remove(broken)  # queued, never started: the error answers it
+            else:
+                broken.disconnected = True
+                broken.wake()
+                if broken.head_written:
+                    logger.warning("%s (%s)", _REASONS.get(exc.status, _REASONS[400]), exc.reason)
+                    self.closing = True
+                    self.discard_input = True
+                    self.transport.close()
+                    return
+                broken.response_complete = True
+                self.cycle = None
+        self.discard_input = True
+        if self.cycle is not None:
             self.pending_error = exc
             self.pause_reading()
-            self.closing = True
             return
+        message = _REASONS.get(exc.status, _REASONS[400])
         if log:
-            logger.warning("%s (%s)", _REASONS.get(exc.status, "Invalid HTTP request received."), exc.reason)
-        self.closing = True
-        if self.cycle is not None and not self.cycle.disconnected:
-            self.cycle.disconnected = True
-            self.cycle.wake()
+            logger.warning("%s (%s)", message, exc.reason)
         if not self.transport.is_closing():
-            message = _REASONS.get(exc.status, "Invalid HTTP request received.")
             self.transport.write(
                 error_response(exc.status, message, self.state.default_headers(False, False))
             )
-            self.transport.close()
+            self.linger()
+
+    def linger(self) -> None:
+        """Close after what was written, without losing it to a reset.
+
+        Closing a socket with unread input makes the kernel send RST, and a client still sending
+        (an upload the app did not read, a rejected head) may then lose the response. So the write
+        side is shut first and input is read and discarded until the client closes or LINGER passes.
+        """
+        self.closing = True
+        self.discard_input = True
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if not transport.can_write_eof():  # TLS cannot half-close
+            transport.close()
+            return
+        transport.write_eof()
+        if self.read_paused:
+            self.read_paused = False
+            transport.resume_reading()
+        self._set_deadline(_LINGER, LINGER)
 
     def close_after_response(self) -> None:
         self.closing = True
