@@ -239,6 +239,8 @@ class _Response:
         if self.head_posted:
             self.bridge.post([data], len(data))
             return
+        if self.status is None:
+            raise RuntimeError("The WSGI app produced body data without calling start_response()")
         self.head_posted = True
         self.bridge.post([self._start(), data], len(data))
 

@@ -106,12 +106,16 @@ def upload(environ: Environ, start_response: StartResponse) -> list[bytes]:
     """Read a large body in 64 KiB pieces; only its length and CRC are kept."""
     stream = environ["wsgi.input"]
     length = crc = 0
-    while True:
-        block = stream.read(65536)
-        if not block:
-            break
-        length += len(block)
-        crc = zlib.crc32(block, crc)
+    try:
+        while True:
+            block = stream.read(65536)
+            if not block:
+                break
+            length += len(block)
+            crc = zlib.crc32(block, crc)
+    except OSError as exc:
+        _say(f"app: upload interrupted: {type(exc).__name__}")
+        raise
     return _json(start_response, {"length": length, "crc": crc})
 
 
