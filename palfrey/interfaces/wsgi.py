@@ -296,11 +296,11 @@ def _never() -> bool:
 
 
 def _disconnect_probe(receive: Receive) -> Callable[[], bool]:
-    """How to tell that the client is gone while streaming a response.
+    """How to tell, cheaply and between chunks, that the client is gone while streaming a response.
 
-    palfrey's request cycle drops sends to a closed connection silently and its `receive()` returns
-    at once after the body, so neither ASGI callable tells a streaming app that the client left; its
-    `disconnected` flag does. With other servers, a send to a closed connection raises (ASGI 2.4).
+    palfrey's request cycle drops sends to a closed connection silently, and its `receive()` only
+    reports the disconnect to a task parked in it; its `disconnected` flag is one attribute read. With
+    other servers a send to a closed connection raises (ASGI 2.4), which aborts the request too.
     """
     cycle = getattr(receive, "__self__", None)
     if isinstance(cycle, RequestCycle):

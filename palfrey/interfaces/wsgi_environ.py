@@ -220,8 +220,12 @@ class FileWrapper:
     def __init__(self, filelike: Any, blksize: int = _BLOCK) -> None:
         self.filelike = filelike
         self.blksize = blksize
-        if hasattr(filelike, "close"):
-            self.close = filelike.close
+
+    def close(self) -> None:
+        # Looked up now, not at wrap time: Django swaps in its own close() on the file it passes.
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
 
     def __iter__(self) -> Iterator[bytes]:
         read = self.filelike.read
