@@ -86,6 +86,9 @@ class Config:
         if unknown:
             raise TypeError(f"unknown setting(s): {', '.join(unknown)}")
         log_config = settings.pop("log_config") if isinstance(settings.get("log_config"), dict) else None
+        workers = settings.get("workers")
+        if isinstance(workers, int) and not isinstance(workers, bool):
+            settings["workers"] = str(workers)  # the table types --workers as text: it also takes "auto"
         values: dict[str, Any] = {}
         for option in OPTIONS:
             if option.name in settings:
@@ -145,15 +148,12 @@ class Config:
 
 
 def _workers_from_environment() -> int:
+    """$WEB_CONCURRENCY: a number or "auto" (like --workers); 1 when unset."""
     raw = os.environ.get("WEB_CONCURRENCY")
     if raw is None or raw.strip() == "":
         return 1
     try:
-        workers = int(raw)
-    except ValueError:
-        raise ConfigError(f"WEB_CONCURRENCY must be an integer; got {raw!r}") from None
-    try:
-        return _coerce(OPTIONS_BY_NAME["workers"], workers)
+        return _coerce(OPTIONS_BY_NAME["workers"], raw)
     except ConfigError as exc:
         raise ConfigError(f"WEB_CONCURRENCY={raw!r}: {exc}") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -24,6 +25,8 @@ def run_config(config: Config) -> int:
     """Configure logging, then run the server; returns the exit code."""
     from palfrey.logging import configure_logging
     from palfrey.server.server import Server
+    from palfrey.supervisor import uses_master
+    from palfrey.supervisor.process import pid_file
 
     configure_logging(
         log_config=config.log_config,
@@ -31,4 +34,14 @@ def run_config(config: Config) -> int:
         access_log=config.access_log,
         use_colors=config.use_colors,
     )
-    return Server(config).run()
+    if uses_master(config):
+        if config.reload and not isinstance(config.app, str):
+            logging.getLogger("palfrey.error").error(
+                '--reload needs the app as an import string ("module:attribute") so it can re-import it.'
+            )
+            return 1
+        from palfrey.supervisor.master import Master
+
+        return Master(config).run()
+    with pid_file(config.pid):
+        return Server(config).run()

@@ -86,14 +86,22 @@ def _refuse(values: tuple[Any, ...], message: str) -> Callable[[Any], Any]:
     return check
 
 
-def _workers(value: int | None) -> int | None:
-    if value is not None and value > 1:
-        raise ValueError(_LATER_WORKERS)
-    return value
+def _workers(value: str) -> int:
+    """A count, or "auto": the CPUs this process may use (affinity and cgroup quota respected)."""
+    text = value.strip().lower()
+    if text == "auto":
+        from palfrey.supervisor.process import usable_cpus
+
+        return usable_cpus()
+    try:
+        count = int(text)
+    except ValueError:
+        raise ValueError(f"expects a number of workers or 'auto', got {value!r}") from None
+    if count < 1:
+        raise ValueError(f"must be at least 1; got {count}")
+    return count
 
 
-_LATER_WORKERS = "several workers arrive with the pre-fork master; use --workers 1 for now"
-_LATER_RELOAD = "--reload arrives with the pre-fork master"
 _LATER_WS = "WebSocket support is not available yet (use --ws auto or none)"
 
 OPTIONS: tuple[Option, ...] = (
@@ -104,7 +112,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("fd", INT, None, "Bind to socket from this file descriptor.", nullable=True, minimum=0),
     Option("backlog", INT, 2048, "Maximum number of connections to hold in backlog.", minimum=1),
     # Development.
-    Option("reload", BOOL, False, "Enable auto-reload.", flag="--reload", pending=_LATER_RELOAD),
+    Option("reload", BOOL, False, "Enable auto-reload.", flag="--reload"),
     Option(
         "reload_dirs",
         MULTI,
@@ -112,7 +120,6 @@ OPTIONS: tuple[Option, ...] = (
         "Set reload directories explicitly.",
         flag="--reload-dir",
         metavar="PATH",
-        pending=_LATER_RELOAD,
     ),
     Option(
         "reload_includes",
@@ -121,7 +128,6 @@ OPTIONS: tuple[Option, ...] = (
         "Set glob patterns to include while watching for files.",
         flag="--reload-include",
         metavar="GLOB",
-        pending=_LATER_RELOAD,
     ),
     Option(
         "reload_excludes",
@@ -130,7 +136,6 @@ OPTIONS: tuple[Option, ...] = (
         "Set glob patterns to exclude while watching for files.",
         flag="--reload-exclude",
         metavar="GLOB",
-        pending=_LATER_RELOAD,
     ),
     Option(
         "reload_delay",
@@ -138,17 +143,41 @@ OPTIONS: tuple[Option, ...] = (
         0.25,
         "Delay between previous and next check if application needs to be reloaded.",
         minimum=0,
-        pending=_LATER_RELOAD,
     ),
     # Processes.
     Option(
         "workers",
-        INT,
+        STR,
         None,
-        "Number of worker processes. Defaults to $WEB_CONCURRENCY or 1.",
+        "Number of worker processes, or 'auto' for the CPUs this process may use. Defaults to "
+        "$WEB_CONCURRENCY or 1. More than one worker, --reload, or any worker limit or health-check "
+        "option runs a pre-fork master.",
         nullable=True,
-        minimum=1,
+        metavar="N|auto",
         check=_workers,
+    ),
+    Option(
+        "preload",
+        BOOL,
+        False,
+        "Import the app once in the master before forking workers (copy-on-write memory sharing; "
+        "HUP then restarts workers without new code).",
+        flag="--preload",
+    ),
+    Option(
+        "reuse_port",
+        BOOL,
+        False,
+        "Give each worker its own SO_REUSEPORT listener instead of one shared socket.",
+        flag="--reuse-port",
+    ),
+    Option(
+        "pid",
+        STR,
+        None,
+        "Write the master's (or the single process's) pid to this file.",
+        nullable=True,
+        metavar="PATH",
     ),
     # Implementations.
     Option("loop", CHOICE, "auto", "Event loop implementation.", choices=("auto", "asyncio", "uvloop")),
@@ -296,6 +325,23 @@ OPTIONS: tuple[Option, ...] = (
         minimum=0,
     ),
     Option(
+        "limit_max_memory",
+        INT,
+        None,
+        "Recycle a worker (replacement first) once its resident memory reaches this many MiB.",
+        nullable=True,
+        minimum=1,
+        metavar="MIB",
+    ),
+    Option(
+        "limit_worker_lifetime",
+        FLOAT,
+        None,
+        "Recycle a worker (replacement first) after this many seconds, plus up to 10% jitter.",
+        nullable=True,
+        minimum=1,
+    ),
+    Option(
         "limit_request_line",
         INT,
         8190,
@@ -350,8 +396,18 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "timeout_worker_healthcheck",
         FLOAT,
-        5,
-        "Maximum number of seconds a worker may take to answer a health-check ping.",
+        None,
+        "Maximum number of seconds a worker's event loop may take to answer a health-check ping "
+        "before the worker is killed and replaced. Setting it runs a master even for one worker. "
+        "[default: 5 under a master]",
+        nullable=True,
+        minimum=0.1,
+    ),
+    Option(
+        "timeout_worker_boot",
+        FLOAT,
+        60,
+        "Maximum number of seconds a new worker may take to import the app and finish lifespan startup.",
         minimum=0.1,
     ),
     # TLS.

@@ -76,6 +76,10 @@ class Server:
         self._tick_handle: asyncio.TimerHandle | None = None
         self._last_second = 0
         self._max_requests: int | None = None
+        # Supervisor hooks (palfrey.supervisor.worker): a forked worker reports readiness to its master
+        # from on_started, and leaves the "running on" line to the master, which logs it once.
+        self.on_started: Callable[[], None] | None = None
+        self.log_listening = True
 
     def run(self, sockets: list[socket.socket] | None = None) -> int:
         """Run in a new event loop of the configured kind; returns the process exit code."""
@@ -134,7 +138,7 @@ class Server:
                 lambda: HttpProtocol(state), sock=sock, backlog=config.backlog, ssl=ssl_context
             )
             self._servers.append(server)
-        for sock in self.sockets:
+        for sock in self.sockets if self.log_listening else ():
             logger.info(
                 "Palfrey running on %s (Press CTRL+C to quit)", describe(sock, ssl_context is not None)
             )
@@ -146,6 +150,8 @@ class Server:
                 0, config.limit_max_requests_jitter
             )
         self._tick()
+        if self.on_started is not None:
+            self.on_started()
 
         await self._exit.wait()
         await self._shutdown(lifespan)

@@ -1,0 +1,544 @@
+"""The pre-fork master: binds the listeners, forks workers and keeps the right number of them healthy.
+
+The master has no threads and no event loop, so `os.fork()` is safe. Its loop is one `selectors` wait
+over the workers' control channels, the signal wake-up pipe and the reloader's pipe, with a timeout
+that is the next deadline (a ping, a boot or kill deadline): it never sleeps to poll.
+
+Recycling is replacement-first: a worker that asks to be recycled (or is outdated after HUP or a
+file change) keeps serving while its replacement boots; only when the replacement is ready is the old
+one told to drain, and at most one worker drains at a time, so capacity never drops below --workers.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import logging
+import os
+import selectors
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+from palfrey.config import Config, ConfigError
+from palfrey.importer import AppLoadError
+from palfrey.server.server import EXIT_BOOT, load_asgi_app
+from palfrey.server.sockets import bind_sockets, describe
+from palfrey.supervisor import DEFAULT_HEALTHCHECK_TIMEOUT
+from palfrey.supervisor.channel import READY, RECYCLE, Channel
+from palfrey.supervisor.health import BOOTING, DRAINING, INF, STOPPING, HealthCheck, WorkerHandle
+from palfrey.supervisor.health import READY as S_READY
+from palfrey.supervisor.process import (
+    MASTER_SIGNALS,
+    describe_status,
+    pid_file,
+    reopen_log_files,
+    reset_signals,
+    set_title,
+)
+from palfrey.supervisor.reload import Reloader
+from palfrey.supervisor.worker import run_worker
+
+logger = logging.getLogger("palfrey.error")
+
+KILL_GRACE = 2.0  # SIGTERM, then SIGKILL after this long, for a hung worker
+STOP_MARGIN = 2.0  # beyond --timeout-graceful-shutdown, for the worker's own lifespan shutdown
+QUIT_GRACE = 1.0  # immediate stop: SIGQUIT, then SIGKILL after this long
+CRASH_WINDOW = 30.0  # this many seconds ...
+CRASH_LIMIT = 5  # ... and this many unexpected worker deaths in them stop the master
+_HINTS = {signal.SIGKILL: " (the OOM killer?)", signal.SIGSEGV: " (segmentation fault)"}
+
+
+class Master:
+    """`Master(config).run()` supervises `config.workers` workers and returns the exit code."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.worker_config = config
+        self.target = config.workers or 1
+        self.workers: dict[int, WorkerHandle] = {}
+        self.generation = 0
+        self.health = HealthCheck(
+            config.timeout_worker_healthcheck or DEFAULT_HEALTHCHECK_TIMEOUT, config.timeout_worker_boot
+        )
+        self.selector = selectors.DefaultSelector()
+        self.sockets: list[socket.socket] = []
+        self.stopping: str | None = None  # "graceful" or "immediate"
+        self.stop_deadline = INF
+        self.exit_code = 0
+        self.crashes: collections.deque[float] = collections.deque()
+        self.all_ready = False
+        self.restarting = False  # a HUP / reload rollout is under way
+        self.waiting_for_change = False  # --reload after a failed boot: try again on the next change
+        self.reloader: Reloader | None = None
+        self._wakeup: tuple[int, int] | None = None
+        self._old_handlers: dict[int, Any] = {}
+        self._old_wakeup_fd = -1
+
+    # Lifecycle
+
+    def run(self) -> int:
+        with pid_file(self.config.pid):
+            try:
+                return self._run()
+            finally:
+                self._cleanup()
+
+    def _run(self) -> int:
+        config = self.config
+        logger.info("Started master process [%d]", os.getpid())
+        set_title("master", config.app)
+        if threading.active_count() > 1:
+            logger.warning("The master is forking workers from a process with threads; prefer the CLI.")
+        if config.reload:  # forked first, so the watcher holds none of the listeners
+            self.reloader = Reloader(config)
+            fd = self.reloader.start()
+            self.selector.register(fd, selectors.EVENT_READ, self._on_reloader)
+        try:
+            self.sockets = reserve_sockets(config) if config.reuse_port else bind_sockets(config)
+        except ConfigError as exc:
+            logger.error("%s", exc)
+            return 1
+        for sock in self.sockets:
+            logger.info("Palfrey running on %s (Press CTRL+C to quit)", describe(sock, config.is_ssl))
+        # Workers serve sockets they inherit: they must not unlink --uds when one of them drains.
+        self.worker_config = config.replace(uds=None) if config.uds else config
+        if config.preload and not self._preload():
+            return EXIT_BOOT
+        self._install_signals()
+        logger.info("Starting %d worker%s", self.target, "" if self.target == 1 else "s")
+        self._manage(time.monotonic())
+        while not (self.stopping and not self.workers):
+            timeout = self._next_deadline() - time.monotonic()
+            for key, _ in self.selector.select(None if timeout == INF else max(0.0, timeout)):
+                key.data()
+            self._reap()
+            now = time.monotonic()
+            self._check_timers(now)
+            self._manage(now)
+        logger.info("Master process [%d] finished (exit code %d)", os.getpid(), self.exit_code)
+        return self.exit_code
+
+    def _preload(self) -> bool:
+        """--preload: import the app once here; forked workers share its memory copy-on-write."""
+        try:
+            app = load_asgi_app(self.config)
+        except AppLoadError as exc:
+            if exc.show_traceback and exc.__cause__ is not None:
+                logger.error("%s", exc, exc_info=exc.__cause__)
+            else:
+                logger.error("%s", exc)
+            logger.error("The app could not be preloaded; stopping (exit code %d).", EXIT_BOOT)
+            return False
+        self.worker_config = self.worker_config.replace(app=app, factory=False, interface="asgi3")
+        return True
+
+    def _cleanup(self) -> None:
+        if self.reloader is not None:
+            self.reloader.stop()
+        for handle in self.workers.values():
+            with contextlib.suppress(OSError):
+                os.kill(handle.pid, signal.SIGKILL)
+        for sig, handler in self._old_handlers.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, handler)
+        if self._wakeup is not None:
+            with contextlib.suppress(ValueError):
+                signal.set_wakeup_fd(self._old_wakeup_fd)
+            for fd in self._wakeup:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.selector.close()
+        for sock in self.sockets:
+            sock.close()
+        if self.config.uds and not self.config.reuse_port:
+            with contextlib.suppress(OSError):
+                os.unlink(self.config.uds)
+
+    # Signals: the handlers do nothing; the C-level handler writes the signal number to the wake-up pipe,
+    # which wakes the selector, and the loop reads the numbers back in order.
+
+    def _install_signals(self) -> None:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        self._wakeup = (read_fd, write_fd)
+        self._old_wakeup_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        for sig in MASTER_SIGNALS:
+            self._old_handlers[sig] = signal.signal(sig, _ignore)
+        self.selector.register(read_fd, selectors.EVENT_READ, self._on_signals)
+
+    def _on_signals(self) -> None:
+        assert self._wakeup is not None
+        try:
+            data = os.read(self._wakeup[0], 256)
+        except (BlockingIOError, InterruptedError):
+            return
+        for number in data:
+            self._handle_signal(number)
+
+    def _handle_signal(self, sig: int) -> None:
+        if sig == signal.SIGCHLD:
+            return  # the loop reaps after every wake-up
+        name = signal.Signals(sig).name
+        if sig == signal.SIGTERM:
+            self.stop(f"Received {name}", immediate=False)
+        elif sig == signal.SIGINT:
+            self.stop(f"Received {name}", immediate=self.stopping is not None)
+        elif sig == signal.SIGQUIT:
+            self.stop(f"Received {name}", immediate=True)
+        elif self.stopping:
+            return
+        elif sig == signal.SIGHUP:
+            self.restart_all(f"Received {name}")
+        elif sig == signal.SIGTTIN:
+            self.target += 1
+            logger.info("Received %s: increasing to %d workers", name, self.target)
+        elif sig == signal.SIGTTOU:
+            if self.target > 1:
+                self.target -= 1
+                logger.info("Received %s: decreasing to %d workers", name, self.target)
+            else:
+                logger.info("Received %s: already at one worker", name)
+        elif sig == signal.SIGUSR1:
+            count = reopen_log_files()
+            logger.info("Received %s: reopened %d log file(s); telling the workers", name, count)
+            for handle in self.workers.values():
+                with contextlib.suppress(OSError):
+                    os.kill(handle.pid, signal.SIGUSR1)
+
+    # Commands
+
+    def stop(self, reason: str, immediate: bool) -> None:
+        """Graceful: TERM every worker and give them --timeout-graceful-shutdown. Immediate: QUIT, then KILL."""
+        if self.stopping == "immediate" or (self.stopping == "graceful" and not immediate):
+            return
+        now = time.monotonic()
+        if immediate:
+            logger.info("%s: stopping now", reason)
+            self.stopping = "immediate"
+            self.stop_deadline = now + QUIT_GRACE
+            sig = signal.SIGQUIT
+        else:
+            logger.info("%s: shutting down gracefully", reason)
+            self.stopping = "graceful"
+            grace = self.config.timeout_graceful_shutdown
+            self.stop_deadline = INF if grace is None else now + grace + STOP_MARGIN
+            sig = signal.SIGTERM
+        if self.reloader is not None:
+            self.reloader.stop()
+        for sock in self.sockets:  # the workers hold their own copies; new workers are not forked now
+            sock.close()
+        for handle in self.workers.values():
+            handle.exit_expected = True
+            handle.ping_sent = None
+            if handle.state != STOPPING or immediate:
+                handle.state = STOPPING
+                with contextlib.suppress(OSError):
+                    os.kill(handle.pid, sig)
+
+    def restart_all(self, reason: str) -> None:
+        """HUP and --reload: every worker is rolled over, one at a time, replacement first."""
+        if self.config.env_file:
+            _reload_env_file(self.config.env_file)
+        self.generation += 1
+        self.restarting = True
+        self.waiting_for_change = False
+        if self.config.preload:
+            logger.warning(
+                "%s: restarting workers; with --preload they keep the code the master loaded", reason
+            )
+        else:
+            logger.info("%s: restarting all workers, one at a time", reason)
+
+    def fail(self, message: str) -> None:
+        """Stop everything with exit code 3: booting in a loop would only repeat the same failure."""
+        if self.stopping:
+            return
+        logger.error("%s", message)
+        self.exit_code = EXIT_BOOT
+        self.stop("Stopping", immediate=False)
+
+    # Workers
+
+    def spawn(self, now: float, replaces: WorkerHandle | None = None) -> WorkerHandle:
+        master_end, worker_end = Channel.pair()
+        pid = os.fork()
+        if pid == 0:  # the child: drop the master's resources, then serve (never returns)
+            reset_signals()
+            self._close_in_child(master_end)
+            run_worker(self.worker_config, self.sockets, worker_end)
+        worker_end.close()
+        handle = WorkerHandle(
+            pid=pid,
+            channel=master_end,
+            generation=self.generation,
+            started=now,
+            boot_deadline=now + self.health.boot_timeout,
+            replaces=replaces,
+        )
+        if replaces is not None:
+            replaces.replaced_by = handle
+        self.workers[pid] = handle
+        self.selector.register(
+            master_end.sock, selectors.EVENT_READ, functools.partial(self._on_channel, handle)
+        )
+        logger.info("Booting worker (pid %d)", pid)
+        return handle
+
+    def _close_in_child(self, master_end: Channel) -> None:
+        # Closing (not unregistering) leaves the master's shared epoll interest list alone.
+        master_end.sock.close()
+        for handle in self.workers.values():
+            handle.channel.sock.close()
+        self.selector.close()
+        if self._wakeup is not None:
+            for fd in self._wakeup:
+                os.close(fd)
+        if self.reloader is not None:
+            self.reloader.close_in_child()
+
+    def _on_channel(self, handle: WorkerHandle) -> None:
+        for message in handle.channel.receive():
+            verb, _, argument = message.partition(" ")
+            if verb == "pong":
+                handle.ping_sent = None
+            elif verb == READY:
+                self._ready(handle)
+            elif verb == RECYCLE and handle.recycle_reason is None and handle.state == S_READY:
+                handle.recycle_reason = argument
+                logger.info("Worker (pid %d) %s: recycling it (replacement first)", handle.pid, argument)
+        if handle.channel.closed:
+            self.selector.unregister(handle.channel.sock)
+            handle.channel.close()
+
+    def _ready(self, handle: WorkerHandle) -> None:
+        if handle.state != BOOTING:
+            return
+        now = time.monotonic()
+        handle.state = S_READY
+        handle.ready_at = now
+        logger.info("Worker (pid %d) ready (booted in %.2fs)", handle.pid, now - handle.started)
+        old = handle.replaces
+        handle.replaces = None
+        if old is not None:
+            old.replaced_by = None
+            if old.pid in self.workers and old.state == S_READY:
+                why = old.recycle_reason or "restart"
+                self.drain(old, f"replaced by worker (pid {handle.pid}) after {why}", now)
+
+    def drain(self, handle: WorkerHandle, reason: str, now: float) -> None:
+        """Stop accepting, finish in-flight requests (Connection: close), lifespan shutdown, exit."""
+        logger.info("Worker (pid %d) draining: %s", handle.pid, reason)
+        handle.state = DRAINING
+        handle.exit_expected = True
+        grace = self.config.timeout_graceful_shutdown
+        handle.kill_at = None if grace is None else now + grace + STOP_MARGIN
+        if not handle.channel.send("drain"):
+            with contextlib.suppress(OSError):
+                os.kill(handle.pid, signal.SIGTERM)
+
+    def kill(self, handle: WorkerHandle, reason: str, now: float) -> None:
+        logger.error(
+            "Worker (pid %d) %s; killing it (SIGTERM, then SIGKILL after %gs)", handle.pid, reason, KILL_GRACE
+        )
+        handle.state = STOPPING
+        handle.exit_expected = True
+        handle.ping_sent = None
+        handle.kill_at = now + KILL_GRACE
+        self._unlink(handle)
+        with contextlib.suppress(OSError):
+            os.kill(handle.pid, signal.SIGTERM)
+
+    def _unlink(self, handle: WorkerHandle) -> None:
+        if handle.replaces is not None:
+            handle.replaces.replaced_by = None
+            handle.replaces = None
+        if handle.replaced_by is not None:
+            handle.replaced_by.replaces = None
+            handle.replaced_by = None
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self._exited(pid, status)
+
+    def _exited(self, pid: int, status: int) -> None:
+        code, sig, text = describe_status(status)
+        if self.reloader is not None and pid == self.reloader.pid:
+            self.reloader.pid = None
+            if not self.stopping:
+                logger.warning("The file watcher (pid %d) exited (%s); --reload is off now", pid, text)
+            return
+        handle = self.workers.pop(pid, None)
+        if handle is None:
+            logger.debug("Reaped child process %d (%s)", pid, text)
+            return
+        if not handle.channel.closed:
+            self.selector.unregister(handle.channel.sock)
+            handle.channel.close()
+        old = handle.replaces
+        self._unlink(handle)
+        if handle.exit_expected or self.stopping:
+            logger.info("Worker (pid %d) exited (%s)", pid, text)
+        elif handle.state == BOOTING and code == EXIT_BOOT:
+            self._boot_failed(handle, old)
+        else:
+            hint = _HINTS.get(sig, "") if sig is not None else ""
+            logger.error("Worker (pid %d) died unexpectedly (%s%s); replacing it", pid, text, hint)
+            self._crashed(time.monotonic())
+
+    def _boot_failed(self, handle: WorkerHandle, old: WorkerHandle | None) -> None:
+        if self.config.reload:
+            logger.error("Worker (pid %d) failed to boot; waiting for a file change to try again", handle.pid)
+            self.waiting_for_change = True
+            self._abort_rollout()
+            return
+        if old is not None and old.pid in self.workers and old.state == S_READY:
+            logger.error(
+                "Replacement worker (pid %d) failed to boot; worker (pid %d) keeps serving and the "
+                "restart is abandoned",
+                handle.pid,
+                old.pid,
+            )
+            self._abort_rollout()
+            return
+        self.fail(f"Worker (pid {handle.pid}) failed to boot (exit code {EXIT_BOOT}); stopping the master.")
+
+    def _abort_rollout(self) -> None:
+        for worker in self.workers.values():
+            worker.generation = self.generation
+            worker.recycle_reason = None
+
+    def _crashed(self, now: float) -> None:
+        self.crashes.append(now)
+        while self.crashes and self.crashes[0] < now - CRASH_WINDOW:
+            self.crashes.popleft()
+        limit = max(CRASH_LIMIT, 2 * self.target)
+        if len(self.crashes) >= limit:
+            self.fail(
+                f"Workers died {len(self.crashes)} times within {CRASH_WINDOW:g}s; stopping the master "
+                "instead of respawning them in a loop."
+            )
+
+    # The loop's housekeeping
+
+    def _check_timers(self, now: float) -> None:
+        workers = list(self.workers.values())
+        if not self.stopping:
+            for handle, reason in self.health.overdue(workers, now):
+                if handle.state == BOOTING:
+                    self._crashed(now)
+                self.kill(handle, reason, now)
+            self.health.ping_due(workers, now)
+        for handle in workers:
+            if handle.kill_at is not None and now >= handle.kill_at:
+                handle.kill_at = None
+                logger.warning("Worker (pid %d) did not exit in time; sending SIGKILL", handle.pid)
+                with contextlib.suppress(OSError):
+                    os.kill(handle.pid, signal.SIGKILL)
+        if now >= self.stop_deadline:
+            self.stop_deadline = INF
+            for handle in self.workers.values():
+                logger.warning(
+                    "Worker (pid %d) still running after the shutdown timeout; sending SIGKILL", handle.pid
+                )
+                with contextlib.suppress(OSError):
+                    os.kill(handle.pid, signal.SIGKILL)
+
+    def _next_deadline(self) -> float:
+        deadline = min(self.stop_deadline, self.health.next_deadline(list(self.workers.values())))
+        return deadline
+
+    def _manage(self, now: float) -> None:
+        """Keep --workers serving, shrink after TTOU, roll outdated or recycled workers one at a time."""
+        if self.stopping or self.waiting_for_change:
+            return
+        workers = list(self.workers.values())
+        serving = [w for w in workers if w.serving]
+        for _ in range(self.target - len(serving)):
+            self.spawn(now)
+        draining = any(w.state == DRAINING for w in workers)
+        if len(serving) > self.target and not draining:
+            ready = [w for w in serving if w.state == S_READY]
+            if ready:
+                self.drain(ready[0], f"reducing to {self.target} worker(s)", now)
+            else:
+                self.kill(serving[-1], f"is not needed with {self.target} worker(s)", now)
+            draining = True
+        replacing = any(w.replaces is not None for w in workers)
+        if not draining and not replacing:
+            for worker in workers:
+                if (
+                    worker.serving
+                    and worker.state == S_READY
+                    and (worker.recycle_reason is not None or worker.generation < self.generation)
+                ):
+                    self.spawn(now, replaces=worker)
+                    break
+        self._log_all_ready()
+
+    def _log_all_ready(self) -> None:
+        workers = list(self.workers.values())
+        serving = [w for w in workers if w.serving]
+        ready = len(serving) == self.target and all(w.state == S_READY for w in serving)
+        pids = ", ".join(str(w.pid) for w in serving)
+        if ready and not self.all_ready:
+            logger.info("All %d workers ready (pids %s)", self.target, pids)
+        self.all_ready = ready
+        if (
+            ready
+            and self.restarting
+            and all(w.generation == self.generation for w in serving)
+            and not any(w.state == DRAINING for w in workers)
+        ):
+            self.restarting = False
+            logger.info("Restart complete: every worker was replaced (pids %s)", pids)
+
+    def _on_reloader(self) -> None:
+        assert self.reloader is not None
+        changed = self.reloader.read()
+        if changed is None:
+            self.selector.unregister(self.reloader.fd)
+            self.reloader.close()
+        elif changed and not self.stopping:
+            self.restart_all("Files changed")
+
+
+def reserve_sockets(config: Config) -> list[socket.socket]:
+    """--reuse-port: bind (never listen) to reserve the port; each worker then listens on its own socket."""
+    if config.uds is not None or config.fd is not None:
+        raise ConfigError("--reuse-port needs --host/--port (not --uds or --fd)")
+    host = config.host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, config.port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"could not bind {config.host}:{config.port}: {exc.strerror or exc}") from None
+    return [sock]
+
+
+def _reload_env_file(path: str) -> None:
+    """HUP re-reads --env-file, so new workers see changed values."""
+    try:
+        from dotenv import load_dotenv
+
+        load_dotenv(dotenv_path=path, override=True)
+    except Exception as exc:  # a broken file must not take the running workers down
+        logger.error("Could not re-read --env-file %s: %s", path, exc)
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """A no-op Python handler: the wake-up fd carries the signal to the loop."""

@@ -1,0 +1,85 @@
+"""An ASGI app for the pre-fork master's end-to-end tests (tests/test_master*.py).
+
+Every response is plain text. Endpoints:
+
+- ``/pid``: this worker's pid, and ``X-Startup-Ran: 1`` if lifespan startup ran in this process.
+- ``/block?seconds=N``: blocks the *event loop* with ``time.sleep`` (a sync call in an async handler).
+- ``/sleep?seconds=N``: prints ``sleep started in PID``, awaits N seconds, then answers ``slept``.
+- ``/env?name=X``: the value of environment variable X in the worker.
+- ``/crash``: the worker dies at once with SIGSEGV (as a segfault would).
+
+Environment switches: ``WORKERS_APP_FAIL_IMPORT=1`` raises at import; ``WORKERS_APP_FAIL_STARTUP=1``
+fails lifespan startup; ``WORKERS_APP_CRASH_AFTER_STARTUP=1`` kills the worker just after startup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+if os.environ.get("WORKERS_APP_FAIL_IMPORT") == "1":
+    raise RuntimeError("workers_app refuses to import (WORKERS_APP_FAIL_IMPORT=1)")
+
+STARTUP_RAN: dict[str, int] = {}
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            if os.environ.get("WORKERS_APP_FAIL_STARTUP") == "1":
+                await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
+                return
+            STARTUP_RAN[str(os.getpid())] = 1
+            if os.environ.get("WORKERS_APP_CRASH_AFTER_STARTUP") == "1":
+                asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGSEGV)
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _text(
+    send: Any, body: str, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    data = body.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain"),
+                (b"content-length", str(len(data)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+    path = scope["path"]
+    if path == "/pid":
+        ran = b"1" if STARTUP_RAN.get(str(os.getpid())) else b"0"
+        await _text(send, str(os.getpid()), headers=[(b"x-startup-ran", ran)])
+    elif path == "/block":
+        time.sleep(float(query.get("seconds", "30")))
+        await _text(send, "unblocked")
+    elif path == "/sleep":
+        print(f"sleep started in {os.getpid()}", flush=True)  # tests wait for this line
+        await asyncio.sleep(float(query.get("seconds", "2")))
+        await _text(send, "slept")
+    elif path == "/env":
+        await _text(send, os.environ.get(query.get("name", ""), ""))
+    elif path == "/crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    else:
+        await _text(send, "not found", status=404)
