@@ -11,6 +11,8 @@ import asyncio
 import logging
 from typing import Any
 
+from palfrey.logging import TRACE_LOG_LEVEL
+
 logger = logging.getLogger("palfrey.error")
 
 _ASGI = {"version": "3.0", "spec_version": "2.0"}
@@ -79,10 +81,13 @@ class Lifespan:
 
     async def _receive(self) -> dict[str, Any]:
         self.received = True
-        return await self.queue.get()
+        message = await self.queue.get()
+        logger.log(TRACE_LOG_LEVEL, "ASGI [lifespan] Receive %s", message["type"])
+        return message
 
     async def _send(self, message: dict[str, Any]) -> None:
         kind = message["type"]
+        logger.log(TRACE_LOG_LEVEL, "ASGI [lifespan] Send %s", kind)
         if kind == "lifespan.startup.complete":
             self.startup_event.set()
         elif kind == "lifespan.startup.failed":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 
 from palfrey.config import Config, ConfigError
@@ -9,19 +10,34 @@ from palfrey.config import Config, ConfigError
 
 def create_ssl_context(config: Config) -> ssl.SSLContext:
     """Load the certificate chain and client-verification settings; errors become one line."""
+    for flag, path in (
+        ("--ssl-certfile", config.ssl_certfile),
+        ("--ssl-keyfile", config.ssl_keyfile),
+        ("--ssl-ca-certs", config.ssl_ca_certs),
+    ):
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"TLS setup failed: {flag}: no such file: {path}")
     try:
         context = ssl.SSLContext(config.ssl_version)
         password = config.ssl_keyfile_password
-        context.load_cert_chain(
-            config.ssl_certfile,
-            config.ssl_keyfile,
-            password=(lambda: password) if password is not None else None,
-        )
+        try:
+            context.load_cert_chain(
+                config.ssl_certfile,
+                config.ssl_keyfile,
+                password=(lambda: password) if password is not None else None,
+            )
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                f"TLS setup failed: cannot load certificate {config.ssl_certfile} with key "
+                f"{config.ssl_keyfile}: {exc}"
+            ) from None
         context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
         if config.ssl_ca_certs:
             context.load_verify_locations(config.ssl_ca_certs)
         if config.ssl_ciphers:
             context.set_ciphers(config.ssl_ciphers)
+    except ConfigError:
+        raise
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise ConfigError(f"TLS setup failed: {exc}") from None
     return context

@@ -58,9 +58,7 @@ def sample(option: Option, tmp_path: Path) -> tuple[list[str], Any]:
         value = float(option.minimum or 0) + 2.5
         return [flag, str(value)], value
     if option.kind == CHOICE:
-        value = next(
-            c for c in reversed(option.choices) if c != option.default and c not in ("wsgi", "wsproto")
-        )
+        value = next(c for c in reversed(option.choices) if c != option.default and c != "wsproto")
         if option.name == "ws":
             value = "none"
         return [flag, value.upper()], value  # choices are case-insensitive
@@ -182,7 +180,6 @@ CONFIG_ERRORS = [
     (["--timeout-keep-alive", "-1"], "--timeout-keep-alive must be at least 0"),
     (["--ws", "websockets"], "WebSocket support is not available yet"),
     (["--ws-max-size", "10"], "WebSocket support is not available yet"),
-    (["--interface", "wsgi"], "WSGI apps are not supported yet"),
 ]
 
 
@@ -215,7 +212,6 @@ def test_bad_import_string_is_config_error(app: str, message: str) -> None:
         ),
         ("tests.apps.server_apps:nested.nope", 'Attribute "nested.nope" not found'),
         ("tests.apps.server_apps:not_callable", "is not callable"),
-        ("tests.apps.server_apps:wsgi_app", "WSGI"),
     ],
 )
 def test_boot_failure_is_one_line_exit_3(app: str, message: str) -> None:

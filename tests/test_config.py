@@ -62,7 +62,6 @@ def test_config_is_immutable_and_replace_validates() -> None:
         ({"backlog": 0}, "--backlog must be at least 1"),
         ({"port": None}, "--port cannot be None"),
         ({"headers": ["bad"]}, "--header: header 'bad' is not of the form 'name:value'"),
-        ({"interface": "wsgi"}, "--interface: WSGI apps are not supported yet"),
         ({"ws": "wsproto"}, "--ws: WebSocket support is not available yet"),
         ({"uds": "/tmp/a.sock", "fd": 3}, "--uds and --fd cannot be used together"),
         ({"ssl_certfile": "cert.pem"}, "must be given together"),

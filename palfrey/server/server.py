@@ -72,6 +72,7 @@ class Server:
         self.sockets: list[socket.socket] = []
         self._servers: list[asyncio.AbstractServer] = []
         self._exit: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._force: asyncio.Future[None] | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._last_second = 0
@@ -99,6 +100,9 @@ class Server:
         loop = asyncio.get_running_loop()
         self._exit = asyncio.Event()
         self._force = loop.create_future()
+        self._loop = loop
+        if self.should_exit or self.force_exit:
+            self._wake()
         config = self.config
         installed = self._install_signal_handlers(loop)
         try:
@@ -176,16 +180,33 @@ class Server:
         ):
             logger.info("Maximum request limit of %d exceeded. Terminating process.", self._max_requests)
             self.request_exit()
+        if self.should_exit or self.force_exit:
+            # `server.should_exit = True` (uvicorn's idiom, possibly from another thread) stops it too.
+            self._wake()
         self._tick_handle = loop.call_later(TICK, self._tick)
 
     def request_exit(self, force: bool = False) -> None:
+        """Stop serving (gracefully unless `force`); safe to call from any thread."""
         self.should_exit = True
-        if self._exit is not None:
-            self._exit.set()
         if force:
             self.force_exit = True
-            if self._force is not None and not self._force.done():
-                self._force.set_result(None)
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake()
+        else:
+            loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        if self.should_exit and self._exit is not None and not self._exit.is_set():
+            self._exit.set()
+        if self.force_exit and self._force is not None and not self._force.done():
+            self._force.set_result(None)
 
     def handle_signal(self, sig: int) -> None:
         if sig == signal.SIGQUIT or (sig == signal.SIGINT and self.should_exit):
@@ -206,7 +227,9 @@ class Server:
         if not self.force_exit and (state.connections or state.tasks):
             idle = state.idle_future()
             assert self._force is not None
-            done, _ = await asyncio.wait((idle, self._force), timeout=timeout)
+            done, _ = await asyncio.wait(
+                (idle, self._force), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             if not done:
                 logger.warning(
                     "Graceful shutdown timed out after %gs with %d connection(s) open; closing them.",

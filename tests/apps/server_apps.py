@@ -186,7 +186,7 @@ class ASGI3Instance:
 asgi3_instance = ASGI3Instance()
 
 
-# WSGI, which is not served yet.
+# WSGI.
 def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"wsgi"]
