@@ -138,7 +138,9 @@ class WSGIMiddleware:
         reader = bridge.reader
         if reader is not None and not reader.done():
             reader.cancel()  # the app answered without reading all of the body
-        error = bridge.error
+        with bridge.cond:
+            # Not done: the client left mid-response and the thread, told so, reports its own errors.
+            error = bridge.error if bridge.done else None
         if error is not None and not isinstance(error, ClientDisconnected):
             raise error
 
@@ -164,13 +166,19 @@ class WSGIMiddleware:
             # Closing first lets the end of the response and "done" travel in one loop wake-up
             # (an exhausted generator's close() does nothing).
             error = _close(close, error)
-            bridge.finish(error, final)
-            return
-        try:
-            bridge.post(final, 0)  # the client gets the end of the response before close() runs
-        except ClientDisconnected as exc:
-            error = exc
-        bridge.finish(_close(close, error))
+        else:
+            try:
+                bridge.post(final, 0)  # the client gets the end of the response before close() runs
+            except ClientDisconnected as exc:
+                error = exc
+            final = []
+            error = _close(close, error)
+        if (
+            not bridge.finish(error, final)
+            and error is not None
+            and not isinstance(error, ClientDisconnected)
+        ):
+            logger.error("Exception in WSGI application (client gone)\n", exc_info=error)
 
 
 def _close(close: Callable[[], Any] | None, error: BaseException | None) -> BaseException | None:

@@ -132,17 +132,20 @@ class Bridge:
                 if self.aborted:
                     raise ClientDisconnected("client disconnected")
 
-    def finish(self, error: BaseException | None, messages: list[Any] | tuple[()] = ()) -> None:
+    def finish(self, error: BaseException | None, messages: list[Any] | tuple[()] = ()) -> bool:
         """The app is done (its iterable closed): queue its last `messages`; `error` is what it
-        raised, if anything. Never blocks."""
+        raised, if anything. Never blocks. False when the loop side has given up on the request, so
+        nobody will report `error` unless the caller does."""
         with self.cond:
-            if not self.aborted:
-                self.outbox.extend(messages)
-            self.done = True
             self.error = error
+            self.done = True
+            if self.aborted:
+                return False
+            self.outbox.extend(messages)
             if not self.scheduled:
                 self.scheduled = True
                 self._call_loop(self._wake)
+            return True
 
     # Loop side.
 
