@@ -22,6 +22,7 @@ from typing import Any
 from tests.support import ServerProcess
 
 READY_ALL = r"All (\d+) workers ready \(pids ([\d, ]+)\)"
+RESTARTED = r"Restart complete: every worker was replaced \(pids ([\d, ]+)\)"
 
 
 def wait_for_count(
@@ -84,6 +85,12 @@ def ready_pids(server: ServerProcess, occurrence: int = 1) -> list[int]:
     """The pids listed by the `occurrence`-th "All N workers ready" line."""
     match = wait_for_count(server, READY_ALL, occurrence)[occurrence - 1]
     return [int(p) for p in match.group(2).split(",")]
+
+
+def restarted_pids(server: ServerProcess, occurrence: int = 1, timeout: float = 30.0) -> list[int]:
+    """The pids listed by the `occurrence`-th "Restart complete" line (after HUP or a file change)."""
+    match = wait_for_count(server, RESTARTED, occurrence, timeout)[occurrence - 1]
+    return [int(p) for p in match.group(1).split(",")]
 
 
 def alive(pid: int) -> bool:

@@ -414,6 +414,7 @@ class Master:
         self.fail(f"Worker (pid {handle.pid}) failed to boot (exit code {EXIT_BOOT}); stopping the master.")
 
     def _abort_rollout(self) -> None:
+        self.restarting = False
         for worker in self.workers.values():
             worker.generation = self.generation
             worker.recycle_reason = None

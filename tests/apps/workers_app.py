@@ -8,7 +8,7 @@ Every response is plain text. Endpoints:
 - ``/env?name=X``: the value of environment variable X in the worker.
 - ``/crash``: the worker dies at once with SIGSEGV (as a segfault would).
 
-Environment switches: ``WORKERS_APP_FAIL_IMPORT=1`` raises at import; ``WORKERS_APP_FAIL_STARTUP=1``
+Importing it prints ``workers_app imported in PID``. Environment switches: ``WORKERS_APP_FAIL_IMPORT=1`` raises at import; ``WORKERS_APP_FAIL_STARTUP=1``
 fails lifespan startup; ``WORKERS_APP_CRASH_AFTER_STARTUP=1`` kills the worker just after startup.
 """
 
@@ -25,6 +25,7 @@ if os.environ.get("WORKERS_APP_FAIL_IMPORT") == "1":
     raise RuntimeError("workers_app refuses to import (WORKERS_APP_FAIL_IMPORT=1)")
 
 STARTUP_RAN: dict[str, int] = {}
+print(f"workers_app imported in {os.getpid()}", flush=True)  # --preload imports it in the master
 
 
 async def _lifespan(receive: Any, send: Any) -> None:
