@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
 from typing import Any
 
@@ -81,6 +82,11 @@ class Server:
         # from on_started, and leaves the "running on" line to the master, which logs it once.
         self.on_started: Callable[[], None] | None = None
         self.log_listening = True
+        # Embedding hooks (palfrey.workers, the gunicorn worker): a host that owns the process's signals
+        # turns ours off, and may adjust the per-process state (access logger, proxy rules) before serving.
+        self.install_signal_handlers = True
+        self.prepare_state: Callable[[ServerState], None] | None = None
+        self._accepting_stopped = False
 
     def run(self, sockets: list[socket.socket] | None = None) -> int:
         """Run in a new event loop of the configured kind; returns the process exit code."""
@@ -104,7 +110,7 @@ class Server:
         if self.should_exit or self.force_exit:
             self._wake()
         config = self.config
-        installed = self._install_signal_handlers(loop)
+        installed = self._install_signal_handlers(loop) if self.install_signal_handlers else []
         try:
             return await self._serve(loop, config, sockets)
         finally:
@@ -130,6 +136,8 @@ class Server:
                 logger.error("%s", exc)
             return EXIT_BOOT
         state = self.state = ServerState(config, app, loop)
+        if self.prepare_state is not None:
+            self.prepare_state(state)
         lifespan = Lifespan(app, config.lifespan, state.lifespan_state)
         if not await lifespan.startup():
             return EXIT_BOOT
@@ -214,10 +222,33 @@ class Server:
         else:
             self.request_exit()
 
+    async def stop_accepting(self) -> None:
+        """Close the listeners without dropping connections accepted a moment ago.
+
+        asyncio's selector loop accepts a batch of connections per wake-up and attaches each one a loop
+        iteration later; closing the listener in between resets them (CPython asserts in
+        `Server._attach`, silently). So stop reading the listeners first, let those attach, then close.
+        A shared listener's backlog stays with the other processes holding it (pre-fork, gunicorn).
+        """
+        if self._accepting_stopped:
+            return
+        self._accepting_stopped = True
+        loop = asyncio.get_running_loop()
+        if isinstance(loop, BaseSelectorEventLoop):
+            for sock in self.sockets:
+                if sock.fileno() >= 0:
+                    loop.remove_reader(sock.fileno())
+            for _ in range(3):
+                await asyncio.sleep(0)
+        for server in self._servers:
+            server.close()
+
     async def _shutdown(self, lifespan: Lifespan) -> None:
         state = self.state
         assert state is not None
         logger.info("Shutting down")
+        if not self.force_exit:
+            await self.stop_accepting()
         for server in self._servers:
             server.close()
         state.draining = True

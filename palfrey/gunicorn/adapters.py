@@ -1,0 +1,198 @@
+"""Objects that let palfrey's server speak to gunicorn's machinery without knowing about it.
+
+`GunicornAccessLog` has the shape of `palfrey.logging.AccessLog` (one `log()` call per request) but
+hands the request to gunicorn's own logger, so `accesslog`, `access_log_format` (gunicorn's atoms,
+its `-` for unknown atoms, its quoting) and custom `logger_class`es such as statsd behave exactly as
+under gunicorn's own workers. `SecureSchemeHeaders` has the shape of palfrey's `ProxyHeaders` and adds
+gunicorn's `secure_scheme_headers` on top of it.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from palfrey.http.head import ParseError
+from palfrey.logging import format_target
+from palfrey.middleware.proxy_headers import ProxyHeaders, TrustedHosts
+
+_PHRASES = {status.value: status.phrase for status in http.HTTPStatus}
+
+
+class _Request:
+    """What gunicorn's `Logger.atoms` reads from a request: its headers."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, headers: list[tuple[str, str]]) -> None:
+        self.headers = headers
+
+
+class _Response:
+    """What gunicorn's `Logger.atoms` (and statsd's `access`) read from a response."""
+
+    __slots__ = ("headers", "response_length", "sent", "status", "status_code")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], sent: int) -> None:
+        phrase = _PHRASES.get(status)
+        self.status = f"{status} {phrase}" if phrase else str(status)
+        self.status_code = status
+        self.headers = headers
+        self.sent = sent
+        self.response_length = sent
+
+
+def _text(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
+def wsgi_environ(scope: Mapping[str, Any]) -> dict[str, Any]:
+    """The CGI variables gunicorn's atoms read (`r`, `m`, `U`, `q`, `H`, `h`, `f`, `a`, `u`, `{..}e`)."""
+    root_path = scope.get("root_path", "")
+    path = scope.get("path", "/")
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope.get("method", "GET"),
+        "RAW_URI": format_target(scope),
+        "SCRIPT_NAME": root_path,
+        "PATH_INFO": path,
+        "QUERY_STRING": _text(scope.get("query_string", b"")),
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+    }
+    client = scope.get("client")
+    if client:
+        environ["REMOTE_ADDR"] = client[0]
+        environ["REMOTE_PORT"] = str(client[1])
+    server = scope.get("server")
+    if server:
+        environ["SERVER_NAME"] = str(server[0])
+        environ["SERVER_PORT"] = str(server[1]) if len(server) > 1 and server[1] is not None else ""
+    for name, value in scope.get("headers", ()):
+        key = _text(name).upper().replace("-", "_")
+        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
+            environ[key] = _text(value)
+            continue
+        key = "HTTP_" + key
+        text = _text(value)
+        environ[key] = f"{environ[key]},{text}" if key in environ else text
+    return environ
+
+
+class GunicornAccessLog:
+    """One call to gunicorn's `log.access(resp, req, environ, request_time)` per request."""
+
+    __slots__ = ("_access", "enabled")
+
+    def __init__(self, glogger: Any) -> None:
+        self._access = glogger.access
+        self.enabled = True
+
+    def log(
+        self,
+        scope: Mapping[str, Any],
+        status: int,
+        response_headers: Sequence[tuple[bytes, bytes]],
+        response_bytes: int,
+        duration_ns: int,
+    ) -> None:
+        request = _Request([(_text(name), _text(value)) for name, value in scope.get("headers", ())])
+        response = _Response(
+            status, [(_text(name), _text(value)) for name, value in response_headers], response_bytes
+        )
+        self._access(response, request, wsgi_environ(scope), timedelta(microseconds=duration_ns // 1000))
+
+
+def access_log_wanted(glogger: Any) -> bool:
+    """Whether per-request work is worth doing: gunicorn's own logger skips everything unless an access
+    log is configured; a custom `logger_class` overriding `access` (statsd) wants every request."""
+    from gunicorn.glogging import Logger
+
+    if getattr(type(glogger), "access", None) is not Logger.access:
+        return True
+    enabled = getattr(glogger, "access_log_enabled", None)  # gunicorn 23.1+
+    if enabled is not None:
+        return bool(enabled)
+    cfg = glogger.cfg
+    return bool(
+        cfg.accesslog
+        or cfg.logconfig
+        or cfg.logconfig_dict
+        or getattr(cfg, "logconfig_json", None)
+        or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)
+    )
+
+
+_HTTP_SCHEMES = {"http": "http", "https": "https"}
+_WS_SCHEMES = {"http": "ws", "https": "wss"}
+
+
+class SecureSchemeHeaders:
+    """gunicorn's `secure_scheme_headers` on top of palfrey's proxy-header rules.
+
+    X-Forwarded-Proto (and RFC 7239 `Forwarded`) stay with palfrey's `ProxyHeaders`, which picks the
+    value belonging to the client hop. Every other configured header (gunicorn's defaults:
+    `X-Forwarded-Protocol: ssl`, `X-Forwarded-Ssl: on`) is applied as gunicorn does: only from a
+    trusted peer, value equal to the configured one means https, any other value http, and two such
+    headers that disagree are a 400. These headers are applied last, so they win.
+    """
+
+    __slots__ = ("_headers", "_inner", "_trusted")
+
+    def __init__(self, headers: Mapping[str, str], trusted: TrustedHosts, inner: ProxyHeaders | None) -> None:
+        self._headers = {
+            name.strip().lower().encode("latin-1"): value.encode("latin-1")
+            for name, value in headers.items()
+            if name.strip().lower() != "x-forwarded-proto"
+        }
+        self._trusted = trusted
+        self._inner = inner
+
+    @classmethod
+    def wrap(
+        cls, headers: Mapping[str, str] | None, trusted_spec: str, inner: ProxyHeaders | None
+    ) -> ProxyHeaders | SecureSchemeHeaders | None:
+        """`inner` unchanged when no header beyond X-Forwarded-Proto is configured (no extra work)."""
+        headers = headers or {}
+        if all(name.strip().lower() == "x-forwarded-proto" for name in headers):
+            return inner
+        return cls(headers, TrustedHosts(trusted_spec), inner)
+
+    def apply(self, scope: dict[str, Any]) -> None:
+        scheme = None
+        client = scope.get("client")
+        if (client[0] if client else None) in self._trusted:  # judged on the real peer, before rewriting
+            configured = self._headers
+            for name, value in scope.get("headers", ()):
+                expected = configured.get(name)
+                if expected is None:
+                    continue
+                found = "https" if value == expected else "http"
+                if scheme is not None and found != scheme:
+                    raise ParseError(400, "Contradictory scheme headers")
+                scheme = found
+        if self._inner is not None:
+            self._inner.apply(scope)
+        if scheme is not None:
+            schemes = _WS_SCHEMES if scope.get("type") == "websocket" else _HTTP_SCHEMES
+            scope["scheme"] = schemes[scheme]
+
+
+def route_palfrey_logs(glogger: Any) -> None:
+    """Send palfrey's server messages through gunicorn's error log (its handlers, format and level),
+    unless the user's logging config already gave palfrey loggers handlers of their own."""
+    names = ("palfrey", "palfrey.error")
+    if any(logging.getLogger(name).handlers for name in names):
+        return
+    error_log: logging.Logger = glogger.error_log
+    if not error_log.handlers:
+        return  # gunicorn logs through the root logger (logconfig); palfrey's records propagate there
+    target = logging.getLogger("palfrey")
+    target.handlers = list(error_log.handlers)
+    target.setLevel(error_log.level)
+    target.propagate = False
+    logging.getLogger("palfrey.error").disabled = False

@@ -1,0 +1,89 @@
+"""Translate a gunicorn `Config` (the worker's `self.cfg`) into palfrey settings.
+
+One function, so the mapping is written once and documented once (docs/gunicorn.md). gunicorn has
+already validated every value and applied its own environment rules (`FORWARDED_ALLOW_IPS`,
+`WEB_CONCURRENCY`), so palfrey's environment fallbacks are overridden explicitly here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# gunicorn's own parser bounds (gunicorn/http/message.py), so "0" and out-of-range values mean here
+# what they mean to a gunicorn sync worker.
+MAX_REQUEST_LINE = 8190
+MAX_HEADERS = 32768
+DEFAULT_FIELD_SIZE = 8190
+UNLIMITED_REQUEST_LINE = 1024 * 1024  # gunicorn's "0 = unlimited" is 1 MiB in its fast parser too
+_PALFREY_MINIMUM = 64  # palfrey refuses absurdly small line/field limits
+
+
+def setting(cfg: Any, name: str, default: Any) -> Any:
+    """A gunicorn setting that older gunicorn releases may not have (e.g. `root_path` is 24+)."""
+    try:
+        return getattr(cfg, name)
+    except AttributeError:
+        return default
+
+
+def trusted_proxies(cfg: Any) -> str:
+    """`forwarded_allow_ips` as palfrey's comma list. gunicorn always trusts unix-socket peers
+    (a proxy on the same host), so `unix:` is added to keep that behaviour."""
+    ips = cfg.forwarded_allow_ips
+    entries = [ips] if isinstance(ips, str) else list(ips)
+    return ",".join([*entries, "unix:"])
+
+
+def request_line_limit(value: int) -> int:
+    if value == 0:
+        return UNLIMITED_REQUEST_LINE
+    if value < 0 or value > MAX_REQUEST_LINE:
+        return MAX_REQUEST_LINE
+    return max(value, _PALFREY_MINIMUM)
+
+
+def request_fields_limit(value: int) -> int:
+    return MAX_HEADERS if value <= 0 or value > MAX_HEADERS else value
+
+
+def field_size_limit(value: int) -> int:
+    return DEFAULT_FIELD_SIZE if value <= 0 else max(value, _PALFREY_MINIMUM)
+
+
+def palfrey_settings(cfg: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for `palfrey.Config` from gunicorn's settings; `overrides` (the worker
+    class's `CONFIG_KWARGS`) win."""
+    settings: dict[str, Any] = {
+        # gunicorn is the process manager: one palfrey server per gunicorn worker, whatever
+        # WEB_CONCURRENCY says (gunicorn already used it for its own worker count).
+        "workers": 1,
+        "backlog": cfg.backlog,  # asyncio re-listens on the shared socket; keep gunicorn's value
+        "timeout_keep_alive": cfg.keepalive,
+        "timeout_graceful_shutdown": cfg.graceful_timeout,
+        # max_requests (jitter drawn by gunicorn) is enforced by the worker after every response, so
+        # it can stop accepting before it drains; palfrey's own quarter-second check stays off.
+        "limit_max_requests": None,
+        "limit_concurrency": cfg.worker_connections or None,
+        "limit_request_line": request_line_limit(cfg.limit_request_line),
+        "limit_request_fields": request_fields_limit(cfg.limit_request_fields),
+        "limit_request_field_size": field_size_limit(cfg.limit_request_field_size),
+        "proxy_headers": True,
+        "forwarded_allow_ips": trusted_proxies(cfg),
+        "root_path": setting(cfg, "root_path", "") or "",
+        "lifespan": setting(cfg, "asgi_lifespan", "auto") or "auto",
+        # The worker hands requests to gunicorn's logger itself (accesslog, access_log_format,
+        # logger_class such as statsd), so palfrey's own access logger stays off.
+        "access_log": False,
+    }
+    if cfg.certfile or cfg.keyfile:
+        settings["ssl_certfile"] = cfg.certfile
+        # gunicorn accepts a certfile that also holds the key; so does load_cert_chain.
+        settings["ssl_keyfile"] = cfg.keyfile or cfg.certfile
+        settings["ssl_cert_reqs"] = int(cfg.cert_reqs)
+        if cfg.ca_certs:
+            settings["ssl_ca_certs"] = cfg.ca_certs
+        if cfg.ciphers:
+            settings["ssl_ciphers"] = cfg.ciphers
+    settings.update(overrides)
+    return settings

@@ -1,0 +1,204 @@
+"""gunicorn worker classes: keep gunicorn as the process manager, serve with palfrey.
+
+    gunicorn main:app -k palfrey.workers.PalfreyWorker       # httptools + uvloop when installed
+    gunicorn main:app -k palfrey.workers.PalfreyH11Worker    # h11 + asyncio (pure Python)
+
+gunicorn binds the sockets, forks, recycles and kills; each worker runs one palfrey `Server` on the
+sockets it inherited, configured from gunicorn's settings (`palfrey.gunicorn.settings`, documented in
+docs/gunicorn.md). Signals mean what gunicorn means by them: TERM drains within `graceful_timeout`,
+INT and QUIT stop at once, ABRT (sent when the worker missed its `timeout`) exits, USR1 reopens logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+try:
+    from gunicorn.workers.base import Worker
+except ImportError as exc:  # pragma: no cover - exercised without the extra installed
+    raise ImportError(
+        "palfrey.workers needs gunicorn, which is not installed: pip install 'palfrey[gunicorn]'"
+    ) from exc
+
+from palfrey.config import Config, ConfigError
+from palfrey.gunicorn.adapters import (
+    GunicornAccessLog,
+    SecureSchemeHeaders,
+    access_log_wanted,
+    route_palfrey_logs,
+)
+from palfrey.gunicorn.settings import palfrey_settings, trusted_proxies
+from palfrey.server.server import EXIT_BOOT, Server, new_event_loop
+from palfrey.server.state import ServerState
+
+__all__ = ["PalfreyH11Worker", "PalfreyWorker"]
+
+#: How long a worker that stopped accepting waits before closing connections that carry no request.
+DRAIN_GRACE = 0.1
+#: Longest gap between two heartbeats, whatever the timeout: a heartbeat is one cheap syscall.
+MAX_HEARTBEAT = 1.0
+
+
+class PalfreyWorker(Worker):  # type: ignore[misc]
+    """A gunicorn worker serving an ASGI app with palfrey (parser and event loop: `auto`).
+
+    Subclass and change `CONFIG_KWARGS` to set palfrey settings gunicorn has no name for.
+    """
+
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "auto", "http": "auto"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.server: Server | None = None
+        self._heartbeat_handle: asyncio.TimerHandle | None = None
+        self._draining: asyncio.Future[None] | None = None
+
+    def palfrey_config(self) -> Config:
+        """The palfrey settings this worker serves with: gunicorn's, translated, then `CONFIG_KWARGS`."""
+        return Config(self.wsgi, **palfrey_settings(self.cfg, self.CONFIG_KWARGS))
+
+    # gunicorn calls init_process() → init_signals(), load_wsgi(), then run(); returning from run()
+    # exits the process with 0, SystemExit(n) with n.
+
+    def run(self) -> None:
+        try:
+            config = self.palfrey_config()
+            loop = new_event_loop(config.loop)
+        except ConfigError as exc:
+            self.log.error("%s", exc)
+            sys.exit(EXIT_BOOT)  # a setting will not fix itself: gunicorn halts instead of respawning
+        route_palfrey_logs(self.log)
+        server = self.server = Server(config)
+        server.install_signal_handlers = False  # gunicorn's signal vocabulary, installed below
+        server.prepare_state = self._prepare_state
+        if not self.alive:  # TERM arrived while the app was loading
+            server.request_exit()
+        asyncio.set_event_loop(loop)
+        try:
+            code = loop.run_until_complete(self._serve(server, loop))
+        except ConfigError as exc:  # e.g. TLS files that cannot be loaded
+            self.log.error("%s", exc)
+            code = EXIT_BOOT
+        except Exception:
+            if server.started:
+                raise
+            self.log.exception("Worker failed to boot")
+            code = EXIT_BOOT
+        finally:
+            _close_loop(loop)
+        if code:
+            sys.exit(code)  # 3 (boot failure, lifespan startup failed) makes gunicorn's arbiter halt
+
+    async def _serve(self, server: Server, loop: asyncio.AbstractEventLoop) -> int:
+        handlers = {
+            signal.SIGTERM: self._graceful_exit,
+            signal.SIGINT: self._quick_exit,
+            signal.SIGQUIT: self._quick_exit,
+            signal.SIGUSR1: self.log.reopen_files,
+        }
+        installed = []
+        for sig, handler in handlers.items():
+            loop.add_signal_handler(sig, handler)
+            installed.append(sig)
+        # ABRT keeps gunicorn's plain handler (set by init_signals): it is sent precisely when this
+        # loop is blocked, so it must not wait for the loop to run it.
+        self._heartbeat(loop)  # from the loop, before lifespan startup: a blocked loop goes silent
+        try:
+            return await server.serve([listener.sock for listener in self.sockets])
+        finally:
+            if self._heartbeat_handle is not None:
+                self._heartbeat_handle.cancel()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def _heartbeat(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Tell the arbiter we are alive; it kills a worker silent for `timeout` (self.timeout is half)."""
+        self.notify()
+        if os.getppid() != self.ppid and self.alive:
+            self.alive = False
+            self.log.info("Parent changed, shutting down: %s", self)
+            self._graceful_exit()
+        interval = min(self.timeout / 2, MAX_HEARTBEAT) if self.timeout > 0 else MAX_HEARTBEAT
+        self._heartbeat_handle = loop.call_later(interval, self._heartbeat, loop)
+
+    def _graceful_exit(self) -> None:
+        """TERM, max_requests reached, or the arbiter went away: stop accepting, then drain."""
+        self.alive = False
+        server = self.server
+        if server is None or self._draining is not None:
+            return
+        if not server.started:
+            server.request_exit()  # still in lifespan startup: nothing accepted yet
+            return
+        self._draining = asyncio.ensure_future(self._stop_accepting_then_drain(server))
+
+    async def _stop_accepting_then_drain(self, server: Server) -> None:
+        """Leave the shared listen queue to the other workers first, then drain.
+
+        The short grace lets a client that connected just before we stopped accepting deliver its
+        request: the drain closes connections that carry none.
+        """
+        await server.stop_accepting()
+        await asyncio.sleep(DRAIN_GRACE)
+        server.request_exit()
+
+    def _quick_exit(self) -> None:
+        self.alive = False
+        self.cfg.worker_int(self)
+        if self.server is not None:
+            self.server.request_exit(force=True)
+
+    def _prepare_state(self, state: ServerState) -> None:
+        """Access log through gunicorn's logger; gunicorn's secure_scheme_headers on the proxy rules."""
+        state.access_log = GunicornAccessLog(self.log) if access_log_wanted(self.log) else None
+        if self.max_requests < sys.maxsize:
+            # Checked after every response, not on the server's quarter-second tick: under load a
+            # tick lets a worker overshoot max_requests by hundreds.
+            state.on_request_done = _chain(state.on_request_done, self._count_request)
+        state.proxy = SecureSchemeHeaders.wrap(
+            self.cfg.secure_scheme_headers, trusted_proxies(self.cfg), state.proxy
+        )
+
+    def _count_request(self) -> None:
+        server = self.server
+        if server is None or server.should_exit or server.state is None:
+            return
+        if server.state.total_requests >= self.max_requests and self._draining is None:
+            self.log.info("Autorestarting worker after %d requests.", server.state.total_requests)
+            self._graceful_exit()
+
+
+class PalfreyH11Worker(PalfreyWorker):
+    """The pure-Python variant: h11 and the stdlib asyncio loop (no compiled dependencies)."""
+
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "asyncio", "http": "h11"}
+
+
+def _chain(first: Callable[[], None] | None, second: Callable[[], None]) -> Callable[[], None]:
+    if first is None:
+        return second
+
+    def both() -> None:
+        first()
+        second()
+
+    return both
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Let cancelled tasks and async generators finish, then close the loop."""
+    try:
+        tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
