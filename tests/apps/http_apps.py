@@ -29,7 +29,7 @@ Routes (anything else: 404):
                     waited; /big-stream/progress tells how far send() got, and the RSS
   /wait-disconnect  sets `waiting-in-receive`, reads the body (`body-read`), then waits in
                     receive(); /wait-disconnect/result says how the wait ended
-  /hold             waits for event `release-hold` (concurrency tests)
+  /hold             waits for event `release-hold`, or for the client to leave (concurrency tests)
   /rss              the process's resident memory in bytes (Linux)
 """
 
@@ -288,9 +288,15 @@ async def after_body(scope: Scope, receive: Receive, send: Send, query: dict[str
 
 
 async def hold(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
-    event("holding").set()
-    await asyncio.wait_for(event("release-hold").wait(), 10)
-    await respond(send, 200, b"held")
+    """Holds its request until event `release-hold` is set or the client goes away."""
+    await read_body(receive)
+    release = asyncio.ensure_future(event("release-hold").wait())
+    gone = asyncio.ensure_future(receive())
+    done, pending = await asyncio.wait({release, gone}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    if release in done:
+        await respond(send, 200, b"held")
 
 
 async def rss(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
