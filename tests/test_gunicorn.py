@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -36,7 +36,9 @@ def gunicorn_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "gunicorn", *extra, *args]
 
 
-def spawn_gunicorn(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
+def spawn_gunicorn(
+    *args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
+) -> ServerProcess:
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
     for name in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "GUNICORN_CMD_ARGS"):
         full_env.pop(name, None)
@@ -49,6 +51,7 @@ def spawn_gunicorn(*args: str, env: dict[str, str] | None = None) -> ServerProce
         stdin=subprocess.DEVNULL,
         env=full_env,
         cwd=str(ROOT),
+        pass_fds=pass_fds,
     )
     return ServerProcess(proc)
 
@@ -79,13 +82,14 @@ def run_gunicorn(
     ready: int | None = None,
     env: dict[str, str] | None = None,
     scheme: str = "http",
+    pass_fds: tuple[int, ...] = (),
 ) -> Iterator[ServerProcess]:
     """gunicorn on 127.0.0.1 and a free port, ready once `ready` workers log that they are serving.
 
     `worker`/`workers` None leave `-k`/`-w` to a config file."""
     options = ["-k", worker] if worker else []
     options += ["-w", str(workers)] if workers else []
-    server = spawn_gunicorn(app, *options, "-b", "127.0.0.1:0", *args, env=env)
+    server = spawn_gunicorn(app, *options, "-b", "127.0.0.1:0", *args, env=env, pass_fds=pass_fds)
     try:
         match = server.wait_for_line(r"Listening at: \w+://127\.0\.0\.1:(\d+)", timeout=15)
         server.port = int(match.group(1))
@@ -316,23 +320,37 @@ def test_tls_from_gunicorn_certfile_keyfile(tmp_path: Path) -> None:
     assert response.json()["scheme"] == "https"
 
 
-def test_wsgi_app_under_the_worker() -> None:
-    """Served through palfrey's WSGI support once it exists; until then a clear error, no respawn loop."""
-    wsgi_ready = importlib.util.find_spec("palfrey.interfaces.wsgi") is not None
-    app = "tests.apps.gunicorn_apps:wsgi_app"
-    if wsgi_ready:
-        with run_gunicorn(app=app) as server:
-            response = httpx.get(f"{server.url}/hello", timeout=5)
-        assert response.status_code == 200
-        assert response.text.startswith("wsgi GET /hello")
-        return
-    server = spawn_gunicorn(app, "-k", WORKERS[0], "-w", "2", "-b", "127.0.0.1:0")
+@pytest.mark.parametrize("worker", WORKERS)
+def test_wsgi_app_under_the_worker(worker: str) -> None:
+    """gunicorn loads a WSGI app; the worker serves it through palfrey's WSGI support."""
+    with run_gunicorn(app="tests.apps.gunicorn_apps:wsgi_app", worker=worker) as server:
+        response = httpx.get(f"{server.url}/hello", timeout=5)
+    assert response.status_code == 200
+    assert response.text.startswith("wsgi GET /hello pid=")
+
+
+def test_unix_socket_bind(tmp_path: Path) -> None:
+    """gunicorn binds TCP and a unix socket; the worker serves both."""
+    path = str(tmp_path / "g.sock")
+    with run_gunicorn("-b", f"unix:{path}", workers=1, ready=2) as server:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=path), timeout=5) as client:
+            response = client.get("http://palfrey/scheme")
+        assert response.json()["client"] is None  # a unix-socket peer has no address
+        assert fresh_get(server.port, "/pid")[0] == 200
+
+
+def test_fd_bind() -> None:
+    """`fd://N`: gunicorn adopts an inherited listener (and then binds nothing else)."""
+    inherited = socket.socket()
+    inherited.bind(("127.0.0.1", 0))
+    inherited.listen(16)
     try:
-        code = server.wait_exit(timeout=20)
+        fd = inherited.fileno()
+        with run_gunicorn("-b", f"fd://{fd}", workers=1, pass_fds=(fd,)) as server:
+            assert server.port == inherited.getsockname()[1]
+            assert fresh_get(server.port, "/pid")[0] == 200
     finally:
-        stop(server)
-    assert code != 0
-    assert "WSGI" in server.output()
+        inherited.close()
 
 
 def test_docs_gunicorn_conf() -> None:
