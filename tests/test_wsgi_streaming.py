@@ -236,6 +236,22 @@ def test_prefork_master_workers_serve_wsgi() -> None:
         assert upload["length"] == 3 * MB
 
 
+def test_gunicorn_worker_classes_serve_wsgi() -> None:
+    pytest.importorskip("gunicorn")
+    from tests.test_gunicorn import WORKERS, run_gunicorn
+
+    for worker in WORKERS:
+        with run_gunicorn(app=APP, worker=worker, workers=1) as server:
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                assert client.get("/environ").json()["REQUEST_METHOD"] == "GET"
+                assert client.post("/upload", content=b"g" * (2 * MB)).json()["length"] == 2 * MB
+                assert client.get("/stream?chunks=8&size=1000&tag=gunicorn").content == b"x" * 8000
+            sock = send_get(server.port, "/stream?chunks=1000000&size=65536&tag=gunicorn-gone")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            sock.close()
+            server.wait_for_line("app: closed gunicorn-gone")
+
+
 def test_server_stops_while_a_request_is_stuck_in_the_app(tmp_path: Path) -> None:
     """Graceful shutdown gives up on a request stuck in a thread after its timeout; the process exits."""
     gate = fifo(tmp_path)
