@@ -92,31 +92,41 @@ class InputStream:
 
     Only what the app has not consumed yet is held (at most one received chunk plus the read-ahead),
     so an upload of any size passes through in bounded memory. The first read answers a client's
-    `Expect: 100-continue`; nothing is read from the client before that.
+    `Expect: 100-continue`; nothing is read from the client before that. `read(n)` returns `n` bytes
+    unless the body ends first, like a buffered file.
     """
 
-    __slots__ = ("_bridge", "_buffer", "_eof")
+    __slots__ = ("_bridge", "_buffer", "_eof", "_pos")
 
     def __init__(self, bridge: Bridge) -> None:
         self._bridge = bridge
         self._buffer = b""
+        self._pos = 0  # consumed bytes at the start of _buffer: slicing once beats copying the rest
         self._eof = bridge.body_done
 
     def _more(self) -> bool:
-        """Append the next chunk to the buffer; False at the end of the body."""
+        """Append the next chunk to what is unread; False at the end of the body."""
         if self._eof:
             return False
         chunk = self._bridge.read_chunk()
         if not chunk:
             self._eof = True
             return False
-        self._buffer = self._buffer + chunk if self._buffer else chunk
+        if self._pos < len(self._buffer):
+            self._buffer = self._buffer[self._pos :] + chunk
+        else:
+            self._buffer = chunk
+        self._pos = 0
         return True
+
+    def _take(self, end: int) -> bytes:
+        data = self._buffer[self._pos : end]
+        self._pos = end
+        return data
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
-            parts = [self._buffer]
-            self._buffer = b""
+            parts = [self._take(len(self._buffer))]
             while not self._eof:
                 chunk = self._bridge.read_chunk()
                 if not chunk:
@@ -124,39 +134,33 @@ class InputStream:
                     break
                 parts.append(chunk)
             return b"".join(parts)
-        while len(self._buffer) < size and self._more():
+        while len(self._buffer) - self._pos < size and self._more():
             pass
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+        return self._take(min(self._pos + size, len(self._buffer)))
 
     def read1(self, size: int = -1) -> bytes:
         """At most `size` bytes, waiting only if nothing is buffered (what `io` callers expect)."""
-        if not self._buffer:
+        if self._pos >= len(self._buffer):
             self._more()
-        if size is None or size < 0:
-            size = len(self._buffer)
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+        available = len(self._buffer) - self._pos
+        return self._take(self._pos + (available if size is None or size < 0 else min(size, available)))
 
     def readline(self, size: int | None = -1) -> bytes:
         limit = size if size is not None and size >= 0 else None
-        start = 0
+        searched = 0  # unread bytes already searched for a newline
         while True:
-            newline = self._buffer.find(b"\n", start)
+            newline = self._buffer.find(b"\n", self._pos + searched)
+            available = len(self._buffer) - self._pos
             if newline >= 0:
                 end = newline + 1
                 break
-            if limit is not None and len(self._buffer) >= limit:
-                end = limit
-                break
-            start = len(self._buffer)
-            if not self._more():
+            if (limit is not None and available >= limit) or not self._more():
                 end = len(self._buffer)
                 break
+            searched = available
         if limit is not None:
-            end = min(end, limit)
-        line, self._buffer = self._buffer[:end], self._buffer[end:]
-        return line
+            end = min(end, self._pos + limit)
+        return self._take(end)
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
         lines = []
