@@ -8,6 +8,7 @@ so a slow import is not mistaken for a hang. Nothing here touches the filesystem
 
 from __future__ import annotations
 
+import collections
 import math
 from dataclasses import dataclass
 
@@ -90,3 +91,18 @@ class HealthCheck:
             if worker.kill_at is not None:
                 deadline = min(deadline, worker.kill_at)
         return deadline
+
+
+class CrashWindow:
+    """Unexpected worker deaths within the last `window` seconds (crash-loop detection)."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._times: collections.deque[float] = collections.deque()
+
+    def record(self, now: float) -> int:
+        """Count one death; returns how many fell within the window."""
+        self._times.append(now)
+        while self._times[0] < now - self.window:
+            self._times.popleft()
+        return len(self._times)

@@ -11,7 +11,6 @@ one told to drain, and at most one worker drains at a time, so capacity never dr
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import logging
@@ -21,7 +20,6 @@ import signal
 import socket
 import threading
 import time
-from typing import Any
 
 from palfrey.config import Config, ConfigError
 from palfrey.importer import AppLoadError
@@ -29,7 +27,7 @@ from palfrey.server.server import EXIT_BOOT, load_asgi_app
 from palfrey.server.sockets import bind_sockets, describe
 from palfrey.supervisor import DEFAULT_HEALTHCHECK_TIMEOUT
 from palfrey.supervisor.channel import READY, RECYCLE, Channel
-from palfrey.supervisor.health import BOOTING, DRAINING, INF, STOPPING, HealthCheck, WorkerHandle
+from palfrey.supervisor.health import BOOTING, DRAINING, INF, STOPPING, CrashWindow, HealthCheck, WorkerHandle
 from palfrey.supervisor.health import READY as S_READY
 from palfrey.supervisor.process import (
     MASTER_SIGNALS,
@@ -40,6 +38,8 @@ from palfrey.supervisor.process import (
     set_title,
 )
 from palfrey.supervisor.reload import Reloader
+from palfrey.supervisor.reuseport import reserve_sockets
+from palfrey.supervisor.signals import SignalPipe
 from palfrey.supervisor.worker import run_worker
 
 logger = logging.getLogger("palfrey.error")
@@ -69,14 +69,12 @@ class Master:
         self.stopping: str | None = None  # "graceful" or "immediate"
         self.stop_deadline = INF
         self.exit_code = 0
-        self.crashes: collections.deque[float] = collections.deque()
+        self.crashes = CrashWindow(CRASH_WINDOW)
         self.all_ready = False
         self.restarting = False  # a HUP / reload rollout is under way
         self.waiting_for_change = False  # --reload after a failed boot: try again on the next change
         self.reloader: Reloader | None = None
-        self._wakeup: tuple[int, int] | None = None
-        self._old_handlers: dict[int, Any] = {}
-        self._old_wakeup_fd = -1
+        self.signals = SignalPipe(MASTER_SIGNALS)
 
     # Lifecycle
 
@@ -142,15 +140,7 @@ class Master:
         for handle in self.workers.values():
             with contextlib.suppress(OSError):
                 os.kill(handle.pid, signal.SIGKILL)
-        for sig, handler in self._old_handlers.items():
-            with contextlib.suppress(ValueError, OSError, TypeError):
-                signal.signal(sig, handler)
-        if self._wakeup is not None:
-            with contextlib.suppress(ValueError):
-                signal.set_wakeup_fd(self._old_wakeup_fd)
-            for fd in self._wakeup:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        self.signals.restore()
         self.selector.close()
         for sock in self.sockets:
             sock.close()
@@ -158,26 +148,13 @@ class Master:
             with contextlib.suppress(OSError):
                 os.unlink(self.config.uds)
 
-    # Signals: the handlers do nothing; the C-level handler writes the signal number to the wake-up pipe,
-    # which wakes the selector, and the loop reads the numbers back in order.
+    # Signals arrive as bytes on a pipe (see signals.py) and are handled here, in the loop.
 
     def _install_signals(self) -> None:
-        read_fd, write_fd = os.pipe()
-        os.set_blocking(read_fd, False)
-        os.set_blocking(write_fd, False)
-        self._wakeup = (read_fd, write_fd)
-        self._old_wakeup_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-        for sig in MASTER_SIGNALS:
-            self._old_handlers[sig] = signal.signal(sig, _ignore)
-        self.selector.register(read_fd, selectors.EVENT_READ, self._on_signals)
+        self.selector.register(self.signals.install(), selectors.EVENT_READ, self._on_signals)
 
     def _on_signals(self) -> None:
-        assert self._wakeup is not None
-        try:
-            data = os.read(self._wakeup[0], 256)
-        except (BlockingIOError, InterruptedError):
-            return
-        for number in data:
+        for number in self.signals.read():
             self._handle_signal(number)
 
     def _handle_signal(self, sig: int) -> None:
@@ -295,9 +272,7 @@ class Master:
         for handle in self.workers.values():
             handle.channel.sock.close()
         self.selector.close()
-        if self._wakeup is not None:
-            for fd in self._wakeup:
-                os.close(fd)
+        self.signals.close()
         if self.reloader is not None:
             self.reloader.close_in_child()
 
@@ -420,13 +395,10 @@ class Master:
             worker.recycle_reason = None
 
     def _crashed(self, now: float) -> None:
-        self.crashes.append(now)
-        while self.crashes and self.crashes[0] < now - CRASH_WINDOW:
-            self.crashes.popleft()
-        limit = max(CRASH_LIMIT, 2 * self.target)
-        if len(self.crashes) >= limit:
+        count = self.crashes.record(now)
+        if count >= max(CRASH_LIMIT, 2 * self.target):
             self.fail(
-                f"Workers died {len(self.crashes)} times within {CRASH_WINDOW:g}s; stopping the master "
+                f"Workers died {count} times within {CRASH_WINDOW:g}s; stopping the master "
                 "instead of respawning them in a loop."
             )
 
@@ -514,23 +486,6 @@ class Master:
             self.restart_all("Files changed")
 
 
-def reserve_sockets(config: Config) -> list[socket.socket]:
-    """--reuse-port: bind (never listen) to reserve the port; each worker then listens on its own socket."""
-    if config.uds is not None or config.fd is not None:
-        raise ConfigError("--reuse-port needs --host/--port (not --uds or --fd)")
-    host = config.host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, config.port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"could not bind {config.host}:{config.port}: {exc.strerror or exc}") from None
-    return [sock]
-
-
 def _reload_env_file(path: str) -> None:
     """HUP re-reads --env-file, so new workers see changed values."""
     try:
@@ -539,7 +494,3 @@ def _reload_env_file(path: str) -> None:
         load_dotenv(dotenv_path=path, override=True)
     except Exception as exc:  # a broken file must not take the running workers down
         logger.error("Could not re-read --env-file %s: %s", path, exc)
-
-
-def _ignore(signum: int, frame: Any) -> None:
-    """A no-op Python handler: the wake-up fd carries the signal to the loop."""

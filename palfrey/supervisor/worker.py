@@ -21,6 +21,7 @@ from palfrey.config import Config
 from palfrey.server.server import Server
 from palfrey.supervisor.channel import DRAIN, PING, PONG, READY, RECYCLE, Channel
 from palfrey.supervisor.process import reopen_log_files, reset_signals, set_title
+from palfrey.supervisor.reuseport import bind_reuse_port
 
 logger = logging.getLogger("palfrey.error")
 
@@ -164,25 +165,3 @@ def rss_mib() -> float | None:
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1048576 if sys.platform == "darwin" else peak / 1024
-
-
-def bind_reuse_port(config: Config, reserved: list[socket.socket]) -> socket.socket:
-    """--reuse-port: this worker's own listener on the port the master reserved (bound, never listening).
-
-    The kernel then spreads new connections across the workers' listeners instead of waking them all.
-    """
-    host, port = reserved[0].getsockname()[:2]
-    family = reserved[0].family
-    for sock in reserved:
-        sock.close()
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.listen(config.backlog)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock

@@ -9,7 +9,8 @@ Every response is plain text. Endpoints:
 - ``/crash``: the worker dies at once with SIGSEGV (as a segfault would).
 
 Importing it prints ``workers_app imported in PID``. Environment switches: ``WORKERS_APP_FAIL_IMPORT=1`` raises at import; ``WORKERS_APP_FAIL_STARTUP=1``
-fails lifespan startup; ``WORKERS_APP_CRASH_AFTER_STARTUP=1`` kills the worker just after startup.
+fails lifespan startup; ``WORKERS_APP_CRASH_AFTER_STARTUP=1`` kills the worker just after startup;
+``WORKERS_APP_IMPORT_DELAY=S`` makes the import take S seconds.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs
 if os.environ.get("WORKERS_APP_FAIL_IMPORT") == "1":
     raise RuntimeError("workers_app refuses to import (WORKERS_APP_FAIL_IMPORT=1)")
 
+time.sleep(float(os.environ.get("WORKERS_APP_IMPORT_DELAY", "0")))  # a slow import
 STARTUP_RAN: dict[str, int] = {}
 print(f"workers_app imported in {os.getpid()}", flush=True)  # --preload imports it in the master
 
