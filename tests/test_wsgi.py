@@ -284,3 +284,12 @@ def test_keep_alive_serves_many_requests_on_one_connection(server: ServerProcess
             sock.sendall(b"GET /no-read HTTP/1.1\r\nHost: x\r\n\r\n")
             status, _, body = read_response(sock)
             assert (status, body) == (200, b"did not read")
+
+
+def test_http10_streamed_response_is_close_delimited(server: ServerProcess) -> None:
+    data = raw_request(server.port, b"GET /stream?chunks=3&size=10&tag=http10 HTTP/1.0\r\n\r\n")
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"transfer-encoding" not in head.lower()
+    assert body == b"x" * 30
+    server.wait_for_line("app: closed http10")
