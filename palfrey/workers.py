@@ -44,8 +44,8 @@ DRAIN_GRACE = 0.1
 MAX_HEARTBEAT = 1.0
 
 
-class PalfreyWorker(Worker):  # type: ignore[misc]
-    """A gunicorn worker serving an ASGI app with palfrey (parser and event loop: `auto`).
+class PalfreyWorker(Worker):
+    """A gunicorn worker serving an ASGI or WSGI app with palfrey (parser and event loop: `auto`).
 
     Subclass and change `CONFIG_KWARGS` to set palfrey settings gunicorn has no name for.
     """
