@@ -141,8 +141,12 @@ class WSGIMiddleware:
         with bridge.cond:
             # Not done: the client left mid-response and the thread, told so, reports its own errors.
             error = bridge.error if bridge.done else None
-        if error is not None and not isinstance(error, ClientDisconnected):
-            raise error
+        if error is None or isinstance(error, ClientDisconnected):
+            return
+        if isinstance(error, (SystemExit, KeyboardInterrupt)):
+            # Raised in a request's thread, they mean nothing to the process: a failed request.
+            raise RuntimeError(f"The WSGI app raised {type(error).__name__}") from error
+        raise error
 
     # The worker thread.
 
