@@ -22,8 +22,8 @@ import threading
 import time
 
 from palfrey.config import Config, ConfigError
-from palfrey.importer import AppLoadError
-from palfrey.server.server import EXIT_BOOT, load_asgi_app
+from palfrey.importer import AppLoadError, load_app
+from palfrey.server.server import EXIT_BOOT
 from palfrey.server.sockets import bind_sockets, describe
 from palfrey.supervisor import DEFAULT_HEALTHCHECK_TIMEOUT
 from palfrey.supervisor.channel import READY, RECYCLE, Channel
@@ -32,6 +32,7 @@ from palfrey.supervisor.health import READY as S_READY
 from palfrey.supervisor.process import (
     MASTER_SIGNALS,
     describe_status,
+    fork,
     pid_file,
     reopen_log_files,
     reset_signals,
@@ -106,6 +107,8 @@ class Master:
         self.worker_config = config.replace(uds=None) if config.uds else config
         if config.preload and not self._preload():
             return EXIT_BOOT
+        if config.preload and threading.active_count() > 1:
+            logger.warning("The app started threads at import; forked workers will not have them.")
         self._install_signals()
         logger.info("Starting %d worker%s", self.target, "" if self.target == 1 else "s")
         self._manage(time.monotonic())
@@ -122,8 +125,9 @@ class Master:
 
     def _preload(self) -> bool:
         """--preload: import the app once here; forked workers share its memory copy-on-write."""
+        config = self.config
         try:
-            app = load_asgi_app(self.config)
+            app = load_app(config.app, app_dir=config.app_dir, factory=config.factory)
         except AppLoadError as exc:
             if exc.show_traceback and exc.__cause__ is not None:
                 logger.error("%s", exc, exc_info=exc.__cause__)
@@ -131,7 +135,8 @@ class Master:
                 logger.error("%s", exc)
             logger.error("The app could not be preloaded; stopping (exit code %d).", EXIT_BOOT)
             return False
-        self.worker_config = self.worker_config.replace(app=app, factory=False, interface="asgi3")
+        # The raw app: each worker still wraps it (ASGI 2, WSGI thread pool) in its own process.
+        self.worker_config = self.worker_config.replace(app=app, factory=False)
         return True
 
     def _cleanup(self) -> None:
@@ -243,7 +248,7 @@ class Master:
 
     def spawn(self, now: float, replaces: WorkerHandle | None = None) -> WorkerHandle:
         master_end, worker_end = Channel.pair()
-        pid = os.fork()
+        pid = fork()
         if pid == 0:  # the child: drop the master's resources, then serve (never returns)
             reset_signals()
             self._close_in_child(master_end)
@@ -287,8 +292,12 @@ class Master:
                 handle.recycle_reason = argument
                 logger.info("Worker (pid %d) %s: recycling it (replacement first)", handle.pid, argument)
         if handle.channel.closed:
+            self._forget_channel(handle)
+
+    def _forget_channel(self, handle: WorkerHandle) -> None:
+        with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(handle.channel.sock)
-            handle.channel.close()
+        handle.channel.close()
 
     def _ready(self, handle: WorkerHandle) -> None:
         if handle.state != BOOTING:
@@ -357,9 +366,7 @@ class Master:
         if handle is None:
             logger.debug("Reaped child process %d (%s)", pid, text)
             return
-        if not handle.channel.closed:
-            self.selector.unregister(handle.channel.sock)
-            handle.channel.close()
+        self._forget_channel(handle)
         old = handle.replaces
         self._unlink(handle)
         if handle.exit_expected or self.stopping:
@@ -428,8 +435,7 @@ class Master:
                     os.kill(handle.pid, signal.SIGKILL)
 
     def _next_deadline(self) -> float:
-        deadline = min(self.stop_deadline, self.health.next_deadline(list(self.workers.values())))
-        return deadline
+        return min(self.stop_deadline, self.health.next_deadline(list(self.workers.values())))
 
     def _manage(self, now: float) -> None:
         """Keep --workers serving, shrink after TTOU, roll outdated or recycled workers one at a time."""

@@ -123,6 +123,24 @@ def pid_file(path: str | None) -> Iterator[None]:
                     os.unlink(path)
 
 
+def fork() -> int:
+    """os.fork() with the master's signals blocked across it.
+
+    Otherwise a signal landing in the child before reset_signals() would run the master's handler
+    and write into the master's wake-up pipe, which the child shares: the master would act on a
+    signal nobody sent it. The child unblocks them in reset_signals(); the parent right here.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        raise
+    if pid != 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return pid
+
+
 def reset_signals() -> None:
     """In a fresh worker: drop the master's handlers and wake-up fd, so signals mean what a worker expects.
 
@@ -138,6 +156,7 @@ def reset_signals() -> None:
             signal.signal(sig, signal.default_int_handler)
         else:
             signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER_SIGNALS)
 
 
 def reopen_log_files() -> int:

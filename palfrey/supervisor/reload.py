@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from palfrey.config import Config
-from palfrey.supervisor.process import reset_signals, set_title
+from palfrey.supervisor.process import fork, reset_signals, set_title
 
 logger = logging.getLogger("palfrey.error")
 
@@ -39,7 +39,7 @@ class Reloader:
 
     def start(self) -> int:
         read_fd, write_fd = os.pipe()
-        pid = os.fork()
+        pid = fork()
         if pid == 0:
             os.close(read_fd)
             code = 0
