@@ -62,6 +62,8 @@ class Lifespan:
         scope = {"type": "lifespan", "asgi": _ASGI, "state": self.state}
         try:
             await self.app(scope, self._receive, self._send)
+        except asyncio.CancelledError:
+            raise  # a forced exit skips lifespan shutdown and cancels the app: nothing went wrong
         except BaseException as exc:
             if not self.received and self.mode == "auto":
                 # It raised before even reading the first lifespan message: it does not speak it.

@@ -123,4 +123,7 @@ def test_forced_exit_is_immediate(signals: tuple[signal.Signals, ...]) -> None:
         server.wait_exit(timeout=5)
         assert time.monotonic() - sent < 1.5
         hanging.close()
-    assert "Finished server process" in server.output()
+    output = server.output()
+    assert "Finished server process" in output
+    assert "Application shutdown" not in output, "a forced exit skips lifespan shutdown..."
+    assert "Traceback" not in output, "...quietly"
