@@ -99,6 +99,17 @@ def test_ipv6_bracketed_host() -> None:
         assert httpx.get(server.url + "/").status_code == 200
 
 
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_ipv6_any_address_is_dual_stack() -> None:
+    with serving(APP, "--host", "::", "--port", "0") as server:
+        assert re.fullmatch(r"http://\[::\]:\d+", server.url)
+        with httpx.Client() as client:
+            assert client.get(f"http://[::1]:{server.port}/").json()["client"][0] == "::1"
+            v4 = client.get(f"http://127.0.0.1:{server.port}/", headers={"x-forwarded-for": "192.0.2.5"})
+        # An IPv4 peer arrives as ::ffff:127.0.0.1 and is still the trusted 127.0.0.1 for proxy headers.
+        assert v4.json()["client"] == ["192.0.2.5", 0]
+
+
 def make_stale_socket_file(path: Path) -> None:
     """What a killed server leaves behind: a socket file nobody listens on."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
