@@ -159,19 +159,29 @@ def test_graceful_shutdown_timeout_bounds_term() -> None:
     assert "Graceful shutdown timed out" in server.output()
 
 
-def test_second_int_stops_at_once() -> None:
+@pytest.mark.parametrize("signals", [(signal.SIGINT, signal.SIGINT), (signal.SIGQUIT,)])
+def test_second_int_or_quit_stops_at_once(signals: tuple[int, ...]) -> None:
     with run_server(APP, "--workers", "2") as server:
         ready_pids(server)
         thread = threading.Thread(target=_ignore_errors, args=(server.port, "/sleep?seconds=20"), daemon=True)
         thread.start()
         server.wait_for_line(r"sleep started in \d+")
         started = time.monotonic()
-        server.signal(signal.SIGINT)
-        server.wait_for_line("shutting down gracefully")
-        server.signal(signal.SIGINT)
+        if len(signals) == 2:
+            server.signal(signals[0])
+            server.wait_for_line("shutting down gracefully")
+        server.signal(signals[-1])
         wait_exit(server, 10)
     assert time.monotonic() - started < 5
     assert "stopping now" in server.output()
+
+
+def test_master_reaps_children_that_are_not_workers() -> None:
+    env = {"WORKERS_APP_FORK_AT_IMPORT": "1"}
+    with run_server(APP, *QUIET, "--workers", "2", "--preload", "--log-level", "debug", env=env) as server:
+        ready_pids(server)
+        match = server.wait_for_line(r"Reaped child process (\d+) \(exit code 0\)")
+        assert not Path(f"/proc/{match.group(1)}").exists(), "no zombie left behind"
 
 
 def test_ttin_and_ttou_change_the_worker_count() -> None:

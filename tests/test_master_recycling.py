@@ -38,6 +38,7 @@ def test_max_requests_rotates_workers_without_failures() -> None:
         assert wait_exit(server, 15) == 0
     output = server.output()
     assert not result.failures, (result.failures[:5], result)
+    assert result.retried <= max(2, result.ok // 1000), result  # the drain grace avoids keep-alive races
     assert len(result.pids) > 2, "pids rotated"
     assert set(first) - set(result.pids) == set() or len(result.pids) >= 4
     assert count_lines(server, r"served \d+ requests \(limit 1[0-2]\d\): recycling it") >= 3
@@ -71,6 +72,7 @@ def test_five_hups_under_load_lose_no_request(tmp_path: Path) -> None:
         assert (status, body) == (200, b"second"), "HUP re-read --env-file"
     output = server.output()
     assert not result.failures, (result.failures[:5], result)
+    assert result.retried <= max(2, result.ok // 1000), result  # the drain grace avoids keep-alive races
     assert not set(first) & set(pids), "every worker was replaced"
     assert ready_count_never_below(output, 2) >= 2, output
     print(f"HUP load: {result.ok} ok, {result.retried} retried on a closed keep-alive connection")

@@ -311,8 +311,8 @@ class Master:
         if old is not None:
             old.replaced_by = None
             if old.pid in self.workers and old.state == S_READY:
-                why = old.recycle_reason or "restart"
-                self.drain(old, f"replaced by worker (pid {handle.pid}) after {why}", now)
+                why = old.recycle_reason or "rolling restart"
+                self.drain(old, f"worker (pid {handle.pid}) took over ({why})", now)
 
     def drain(self, handle: WorkerHandle, reason: str, now: float) -> None:
         """Stop accepting, finish in-flight requests (Connection: close), lifespan shutdown, exit."""

@@ -25,6 +25,7 @@ from palfrey.supervisor.reuseport import bind_reuse_port
 
 logger = logging.getLogger("palfrey.error")
 
+DRAIN_GRACE = 0.1  # seconds of Connection: close answers before idle keep-alive connections are closed
 MEMORY_SAMPLE_INTERVAL = 1.0  # seconds between RSS samples when --limit-max-memory is set
 # A lifetime limit is stretched by up to this fraction, so workers do not retire together.
 LIFETIME_JITTER = 0.1
@@ -114,8 +115,7 @@ class WorkerProcess:
             if message == PING:
                 self.channel.send(PONG)
             elif message == DRAIN:
-                logger.info("Worker (pid %d) draining: finishing in-flight requests", os.getpid())
-                self.server.request_exit()
+                self._drain()
         if self.channel.closed:
             # The master is gone (killed, or crashed): nobody will supervise us, so stop cleanly.
             assert self.loop is not None
@@ -123,6 +123,20 @@ class WorkerProcess:
             if not self.server.should_exit:
                 logger.warning("Worker (pid %d): master went away; shutting down", os.getpid())
                 self.server.request_exit()
+
+    def _drain(self) -> None:
+        """Answer every request from now on with `Connection: close`, then shut down gracefully.
+
+        A client sending back to back on a keep-alive connection gets its next answer with
+        `Connection: close` and reconnects to another worker; only a connection still idle after the
+        grace is closed. Closing idle connections at the very instant of the drain would race with
+        requests already on their way, which clients see as a reset connection.
+        """
+        logger.info("Worker (pid %d) draining: finishing in-flight requests", os.getpid())
+        state = self.server.state
+        assert state is not None and self.loop is not None
+        state.draining = True
+        self.loop.call_later(DRAIN_GRACE, self.server.request_exit)
 
     def _reopen_logs(self) -> None:
         count = reopen_log_files()

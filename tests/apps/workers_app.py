@@ -10,7 +10,8 @@ Every response is plain text. Endpoints:
 
 Importing it prints ``workers_app imported in PID``. Environment switches: ``WORKERS_APP_FAIL_IMPORT=1`` raises at import; ``WORKERS_APP_FAIL_STARTUP=1``
 fails lifespan startup; ``WORKERS_APP_CRASH_AFTER_STARTUP=1`` kills the worker just after startup;
-``WORKERS_APP_IMPORT_DELAY=S`` makes the import take S seconds.
+``WORKERS_APP_IMPORT_DELAY=S`` makes the import take S seconds; ``WORKERS_APP_FORK_AT_IMPORT=1`` forks a
+child that exits at once (with --preload, a non-worker child of the master).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ if os.environ.get("WORKERS_APP_FAIL_IMPORT") == "1":
 
 time.sleep(float(os.environ.get("WORKERS_APP_IMPORT_DELAY", "0")))  # a slow import
 STARTUP_RAN: dict[str, int] = {}
+if os.environ.get("WORKERS_APP_FORK_AT_IMPORT") == "1" and os.fork() == 0:
+    os._exit(0)  # a helper process that exits at once: its parent must reap it
 print(f"workers_app imported in {os.getpid()}", flush=True)  # --preload imports it in the master
 
 
