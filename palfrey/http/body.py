@@ -65,13 +65,13 @@ class ChunkedDecoder:
                 if eol == -1:
                     tail = data[pos:end]
                     # A trailing CR may be the first half of a CRLF split across reads.
-                    if b"\n" in tail or b"\r" in tail[:-1]:
+                    if 10 in tail or 13 in tail[:-1]:  # LF, CR (int tests are the fast path)
                         raise ParseError(400, "Bare CR or LF in chunked framing")
                     if len(tail) > _MAX_CHUNK_LINE:
                         raise ParseError(400, "Chunk line too long")
                     break
                 line = data[pos:eol]
-                if b"\n" in line or b"\r" in line:
+                if 10 in line or 13 in line:
                     raise ParseError(400, "Bare CR or LF in chunked framing")
                 pos = eol + 2
                 if state == _SIZE:

@@ -196,7 +196,7 @@ class RequestCycle:
                 continue  # framing is the server's job; it adds its own header below
             elif lname == b"connection":
                 has_connection = True
-                if b"close" in value.lower():
+                if value.lower().find(b"close") != -1:
                     self.keep_alive = False
             elif lname == b"server":
                 has_server = True

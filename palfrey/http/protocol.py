@@ -137,7 +137,7 @@ class HttpProtocol(asyncio.Protocol):
             path_str = raw_path.decode("ascii")
         except UnicodeDecodeError:
             raise ParseError(400, "Invalid request target") from None
-        if b"%" in raw_path:
+        if 37 in raw_path:  # "%": an int membership test is ~10x faster than b"%" in ...
             path_str = unquote(path_str)
         root_path = self.root_path
         scope: dict[str, Any] = {
