@@ -26,7 +26,7 @@ from palfrey.importer import AppLoadError, load_app
 from palfrey.server.server import EXIT_BOOT
 from palfrey.server.sockets import bind_sockets, describe
 from palfrey.supervisor import DEFAULT_HEALTHCHECK_TIMEOUT
-from palfrey.supervisor.channel import READY, RECYCLE, Channel
+from palfrey.supervisor.channel import PONG, READY, RECYCLE, Channel
 from palfrey.supervisor.health import BOOTING, DRAINING, INF, STOPPING, CrashWindow, HealthCheck, WorkerHandle
 from palfrey.supervisor.health import READY as S_READY
 from palfrey.supervisor.process import (
@@ -142,9 +142,10 @@ class Master:
     def _cleanup(self) -> None:
         if self.reloader is not None:
             self.reloader.stop()
-        for handle in self.workers.values():
+        for handle in self.workers.values():  # only after an error: a normal stop has none left
             with contextlib.suppress(OSError):
                 os.kill(handle.pid, signal.SIGKILL)
+                os.waitpid(handle.pid, 0)
         self.signals.restore()
         self.selector.close()
         for sock in self.sockets:
@@ -284,7 +285,7 @@ class Master:
     def _on_channel(self, handle: WorkerHandle) -> None:
         for message in handle.channel.receive():
             verb, _, argument = message.partition(" ")
-            if verb == "pong":
+            if verb == PONG:
                 handle.ping_sent = None
             elif verb == READY:
                 self._ready(handle)
