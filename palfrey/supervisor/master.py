@@ -34,6 +34,7 @@ from palfrey.supervisor.process import (
     describe_status,
     fork,
     pid_file,
+    reload_env_file,
     reopen_log_files,
     reset_signals,
     set_title,
@@ -90,6 +91,9 @@ class Master:
         config = self.config
         logger.info("Started master process [%d]", os.getpid())
         set_title("master", config.app)
+        if threading.current_thread() is not threading.main_thread():
+            logger.error("The pre-fork master must run in the main thread (it owns the signals).")
+            return 1
         if threading.active_count() > 1:
             logger.warning("The master is forking workers from a process with threads; prefer the CLI.")
         if config.reload:  # forked first, so the watcher holds none of the listeners
@@ -226,7 +230,7 @@ class Master:
     def restart_all(self, reason: str) -> None:
         """HUP and --reload: every worker is rolled over, one at a time, replacement first."""
         if self.config.env_file:
-            _reload_env_file(self.config.env_file)
+            reload_env_file(self.config.env_file)
         self.generation += 1
         self.restarting = True
         self.waiting_for_change = False
@@ -491,13 +495,3 @@ class Master:
             self.reloader.close()
         elif changed and not self.stopping:
             self.restart_all("Files changed")
-
-
-def _reload_env_file(path: str) -> None:
-    """HUP re-reads --env-file, so new workers see changed values."""
-    try:
-        from dotenv import load_dotenv
-
-        load_dotenv(dotenv_path=path, override=True)
-    except Exception as exc:  # a broken file must not take the running workers down
-        logger.error("Could not re-read --env-file %s: %s", path, exc)

@@ -190,3 +190,13 @@ def describe_status(status: int) -> tuple[int | None, int | None, str]:
         return None, sig, f"signal {name}"
     code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8
     return code, None, f"exit code {code}"
+
+
+def reload_env_file(path: str) -> None:
+    """HUP re-reads --env-file, so new workers see changed values."""
+    try:
+        from dotenv import load_dotenv
+
+        load_dotenv(dotenv_path=path, override=True)
+    except Exception as exc:  # a broken file must not take the running workers down
+        logger.error("Could not re-read --env-file %s: %s", path, exc)
