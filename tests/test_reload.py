@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import textwrap
 from pathlib import Path
 
@@ -63,3 +64,15 @@ def test_reload_with_two_workers_picks_up_edits(tmp_path: Path, watcher: str) ->
         write_app(module, "v3")
         restarted_pids(server, occurrence=2)
         assert answers(server.port) == {b"v3"}
+
+
+def test_hup_picks_up_new_code(tmp_path: Path) -> None:
+    module = tmp_path / "hup_app.py"
+    write_app(module, "old")
+    with run_server("hup_app:app", "--app-dir", str(tmp_path), "--workers", "2", cwd=tmp_path) as server:
+        ready_pids(server)
+        assert answers(server.port) == {b"old"}
+        write_app(module, "new")
+        server.signal(signal.SIGHUP)
+        restarted_pids(server)
+        assert answers(server.port) == {b"new"}
