@@ -313,7 +313,8 @@ OPTIONS: tuple[Option, ...] = (
         "limit_max_requests",
         INT,
         None,
-        "Maximum number of requests to service before terminating the process.",
+        "Maximum number of requests a worker serves before it is recycled (a replacement starts first; "
+        "with no master, the process exits).",
         nullable=True,
         minimum=1,
     ),
