@@ -465,6 +465,25 @@ def test_connection_close_from_the_client(server: ServerProcess) -> None:
         assert conn.closed()
 
 
+def test_connection_close_request_ends_a_pipeline(server: ServerProcess) -> None:
+    with Conn(server.port) as conn:
+        conn.send(
+            b"GET /echo?n=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+            b"GET /echo?n=2 HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        response = conn.read_response()
+        assert response.json()["query_string"] == "n=1"
+        assert response.header("connection") == "close"
+        assert conn.closed(), "requests after Connection: close are not answered"
+
+
+def test_http10_expect_100_continue_is_ignored(server: ServerProcess) -> None:
+    with Conn(server.port) as conn:
+        conn.send(b"POST /echo HTTP/1.0\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi")
+        response = conn.read_response()
+        assert response.interim == [] and response.json()["body"] == "hi"
+
+
 def test_connection_close_from_the_app(server: ServerProcess) -> None:
     with Conn(server.port) as conn:
         response = conn.request("GET", "/status?code=200&body=bye&close=1")

@@ -152,10 +152,11 @@ class RequestCycle:
                 raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{message_type}'.")
             self.response_started = True
             if self.expect_continue:
-                # The client waits for 100 Continue before it sends the body, and will not get it:
-                # the connection cannot be reused, as nobody knows whether the body will follow.
                 self.expect_continue = False
-                self.keep_alive = not self.more_body
+                if self.more_body:
+                    # The client waits for 100 Continue before it sends the body and will not get
+                    # it: nobody knows whether the body will follow, so the connection is not reused.
+                    self.keep_alive = False
             self.status = message["status"]
             self.response_headers = message.get("headers", ())
             return

@@ -108,8 +108,8 @@ def check_head(method: bytes, version: str, headers: list[tuple[bytes, bytes]]) 
         # connection closes after the response, on both parsers.
         framing.body = BODY_NONE
         framing.keep_alive = False
-    if not framing.expect_continue or framing.body == BODY_NONE:
-        framing.expect_continue = False
+    if framing.body == BODY_NONE or version == "1.0":
+        framing.expect_continue = False  # RFC 9110 §10.1.1: ignored in an HTTP/1.0 request
     return framing
 
 

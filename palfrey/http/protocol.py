@@ -229,8 +229,11 @@ class HttpProtocol(asyncio.Protocol):
             self.linger()
             return
         if not cycle.keep_alive or self.closing:
-            self.closing = True
-            self.transport.close()
+            if self.pipeline:
+                self.linger()  # requests the client sent after this one stay unanswered
+            else:
+                self.closing = True
+                self.transport.close()
             return
         self.cycle = None
         if self.pipeline:
