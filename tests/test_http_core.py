@@ -307,6 +307,41 @@ def test_pipelined_requests_sent_byte_by_byte(server: ServerProcess) -> None:
 # Request bodies
 # ----------------------------------------------------------------------------------------------------
 
+TAB_CHUNKED = b"POST /echo?n=%d HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\t\r\n\r\n"
+
+
+@pytest.mark.parametrize("step", [None, 1, 7], ids=["one_write", "byte_by_byte", "sliced"])
+def test_chunked_followed_by_tab_then_pipelined_request(server: ServerProcess, step: int | None) -> None:
+    """`chunked<TAB>` is plain chunked (OWS); llhttp does not see it, so palfrey decodes that body
+    itself and hands what follows to a fresh llhttp parser: framing must stay exact."""
+    data = (
+        TAB_CHUNKED % 1
+        + b"5;x=y\r\nhello\r\n0\r\nTrailer: t\r\n\r\n"
+        + TAB_CHUNKED % 2
+        + b"3\r\nabc\r\n0\r\n\r\n"
+        + b"GET /echo?n=3 HTTP/1.1\r\nHost: t\r\n\r\n"
+    )
+    with Conn(server.port) as conn:
+        if step is None:
+            conn.send(data)
+        else:
+            for start in range(0, len(data), step):
+                conn.send(data[start : start + step])
+        bodies = [conn.read_response().json() for _ in range(3)]
+        assert [(b["query_string"], b["body"]) for b in bodies] == [
+            ("n=1", "hello"),
+            ("n=2", "abc"),
+            ("n=3", ""),
+        ]
+        assert conn.request("GET", "/fixed").status == 200
+
+
+def test_bad_chunk_after_tab_chunked_is_rejected(server: ServerProcess) -> None:
+    with Conn(server.port) as conn:
+        conn.send(TAB_CHUNKED % 1 + b"5 \r\nhello\r\n0\r\n\r\n")
+        assert conn.read_response().status == 400
+        assert conn.closed()
+
 
 def test_content_length_body_is_streamed_to_the_app_in_pieces(server: ServerProcess) -> None:
     body = bytes(range(256)) * 4096  # 1 MiB

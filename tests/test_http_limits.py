@@ -72,7 +72,7 @@ def test_idle_keep_alive_connection_is_closed(server: ServerProcess) -> None:
 def test_keep_alive_deadline_restarts_with_each_request(server: ServerProcess) -> None:
     with Conn(server.port) as conn:
         for _ in range(3):
-            assert not conn.closed(timeout=0.6)
+            assert not conn.closed(timeout=0.45)  # 3 x 0.45 s > the 1 s timeout
             assert conn.request("GET", "/fixed").status == 200
 
 
@@ -209,7 +209,7 @@ def test_many_idle_connections_do_not_delay_a_request(server: ServerProcess) -> 
         with Conn(server.port) as conn:
             for _ in range(3):
                 assert conn.request("GET", "/fixed").status == 200
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.0
         # The idle ones hit the header deadline together: all closed by one sweep, silently.
         for sock in idle:
             sock.settimeout(3)
