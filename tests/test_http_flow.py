@@ -1,4 +1,5 @@
-"""Flow control, `Expect: 100-continue`, unread request bodies and `http.disconnect`, on both parsers.
+"""Flow control, `Expect: 100-continue`, unread request bodies and `http.disconnect`, on both parsers
+and both event loops.
 
 The app (``tests/apps/http_apps.py``) reports what happened inside the server through named events
 that the test awaits (``/event/wait``), so no test sleeps to let something happen. The only timed
@@ -21,9 +22,15 @@ from tests.test_http_core import APP, PARSERS, Conn, get, set_event, wait_event
 MiB = 1024 * 1024
 
 
-@pytest.fixture(scope="module", params=PARSERS)
+SERVERS = [(http, loop) for http in PARSERS for loop in ("uvloop", "asyncio")]
+
+
+@pytest.fixture(scope="module", params=SERVERS, ids=[f"{http}-{loop}" for http, loop in SERVERS])
 def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    with run_server(APP, "--http", request.param, "--workers", "1", "--no-access-log") as process:
+    """Flow control leans on the transport (pause/resume, write buffer limits, write_eof): both
+    event loops are exercised here."""
+    http, loop = request.param
+    with run_server(APP, "--http", http, "--loop", loop, "--workers", "1", "--no-access-log") as process:
         yield process
 
 
