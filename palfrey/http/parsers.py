@@ -126,7 +126,9 @@ class HttptoolsParser:
         head_before = self.in_head
         self._begun = 0
         if not head_before:
-            self._start = data[:32]
+            self._start = data[:32]  # to tell 501 from 400 if llhttp rejects the method
+        elif len(self._start) < 32:
+            self._start += data[: 32 - len(self._start)]
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
