@@ -160,7 +160,11 @@ def read_until_close(sock: socket.socket, timeout: float = 5.0) -> bytes:
 
 
 def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-    """Read exactly one HTTP response (Content-Length or chunked, or until close) from `sock`."""
+    """Read one HTTP response (Content-Length or chunked, or until close) from `sock`.
+
+    Bytes past that response in the same recv are dropped: for pipelined responses read the
+    whole stream instead (e.g. `raw_request` with `Connection: close` on the last request).
+    """
     sock.settimeout(timeout)
     buffer = b""
     while b"\r\n\r\n" not in buffer:

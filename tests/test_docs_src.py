@@ -17,9 +17,10 @@ def test_hello_world() -> None:
 
 
 def test_json_api() -> None:
-    with run_server("docs_src.getting_started.json_api:app") as server, httpx.Client(
-        base_url=server.url, timeout=5
-    ) as client:
+    with (
+        run_server("docs_src.getting_started.json_api:app") as server,
+        httpx.Client(base_url=server.url, timeout=5) as client,
+    ):
         assert client.get("/items").json() == [{"id": 1, "name": "hay"}]
         created = client.post("/items", json={"name": "oats"})
         assert created.status_code == 201
@@ -30,10 +31,13 @@ def test_json_api() -> None:
 
 
 def test_streaming_is_chunked() -> None:
-    with run_server("docs_src.getting_started.streaming:app") as server, httpx.Client(timeout=5) as client:
-        with client.stream("GET", f"{server.url}/") as response:
-            assert response.headers["transfer-encoding"] == "chunked"
-            lines = [line for line in response.iter_lines() if line]
+    with (
+        run_server("docs_src.getting_started.streaming:app") as server,
+        httpx.Client(timeout=5) as client,
+        client.stream("GET", f"{server.url}/") as response,
+    ):
+        assert response.headers["transfer-encoding"] == "chunked"
+        lines = [line for line in response.iter_lines() if line]
     assert lines == ["tick 1", "tick 2", "tick 3", "tick 4", "tick 5", "done"]
 
 

@@ -127,3 +127,25 @@ def test_forced_exit_is_immediate(signals: tuple[signal.Signals, ...]) -> None:
     assert "Finished server process" in output
     assert "Application shutdown" not in output, "a forced exit skips lifespan shutdown..."
     assert "Traceback" not in output, "...quietly"
+
+
+def test_a_connection_accepted_just_before_shutdown_still_gets_its_first_request_answered() -> None:
+    # The client connected (the kernel accepted it) but its request is not there yet when TERM
+    # arrives: resetting it would lose that request. It gets a short grace and a Connection: close.
+    with run_server(APP) as server:
+        fresh = connect(server.port)
+        busy = connect(server.port)
+        busy.sendall(get("/sleep?seconds=2"))
+        server.wait_for_line("app: sleeping")  # keeps the server in its graceful phase
+        assert httpx.get(server.url + "/sync").status_code == 200  # `fresh` has surely been accepted
+        server.signal(signal.SIGTERM)
+        server.wait_for_line("Shutting down")
+        fresh.sendall(get("/late"))
+        status, headers, _ = read_response(fresh)
+        assert status == 200
+        assert headers["connection"] == "close"
+        assert read_until_close(fresh, timeout=3) == b""
+        assert read_response(busy)[0] == 200
+        fresh.close()
+        busy.close()
+        assert server.wait_exit() == 0

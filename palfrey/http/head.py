@@ -144,11 +144,20 @@ def skip_empty_lines(data: bytes | bytearray, seen: int) -> tuple[int, int]:
     return pos, seen
 
 
+MAX_UNKNOWN_METHOD = 32  # longer unknown tokens are 400: the httptools adapter must decide early
+
+
+def method_status(method: bytes) -> int:
+    """0 for a method palfrey serves, 501 for an unknown well-formed one, 400 for garbage."""
+    if method in KNOWN_METHODS:
+        return 0
+    return 501 if len(method) <= MAX_UNKNOWN_METHOD and is_token(method) else 400
+
+
 def check_method(method: bytes) -> None:
-    if method not in KNOWN_METHODS:
-        if is_token(method):
-            raise ParseError(501, "Method not implemented")
-        raise ParseError(400, "Invalid method")
+    status = method_status(method)
+    if status:
+        raise ParseError(status, "Method not implemented" if status == 501 else "Invalid method")
 
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:

@@ -17,11 +17,13 @@ from palfrey.http.body import ChunkedDecoder
 from palfrey.http.head import (
     BODY_CHUNKED,
     BODY_LENGTH,
+    MAX_UNKNOWN_METHOD,
     Framing,
     ParseError,
     check_head,
     check_method,
     is_token,
+    method_status,
     skip_empty_lines,
 )
 
@@ -83,6 +85,7 @@ class HttptoolsParser:
         "_headers",
         "_limits",
         "_line",
+        "_method_error",
         "_parser",
         "_rest",
         "_sink",
@@ -104,6 +107,7 @@ class HttptoolsParser:
         self._line = 0  # bytes of the head line being received (request line or field line)
         self._error: ParseError | None = None
         self._start = b""
+        self._method_error = False  # llhttp refused the method; waiting to see where it ends
         self._upgraded = False
         self._begun = 0  # messages begun during the current feed
         self._first_line = True
@@ -118,6 +122,10 @@ class HttptoolsParser:
     def feed(self, data: bytes) -> None:
         if self._upgraded:
             return
+        if self._method_error:
+            self._start += data[: MAX_UNKNOWN_METHOD + 2]
+            self._method_verdict()
+            return
         at_boundary = self.between
         if at_boundary and (self._after_cr or data[0] in _CR_LF):
             data = self._skip_empty_lines(data)
@@ -126,9 +134,9 @@ class HttptoolsParser:
         head_before = self.in_head
         self._begun = 0
         if not head_before:
-            self._start = data[:32]  # to tell 501 from 400 if llhttp rejects the method
-        elif len(self._start) < 32:
-            self._start += data[: 32 - len(self._start)]
+            self._start = data[: MAX_UNKNOWN_METHOD + 2]  # to tell 501 from 400 if llhttp rejects the method
+        elif len(self._start) < MAX_UNKNOWN_METHOD + 2:
+            self._start += data[: MAX_UNKNOWN_METHOD + 2 - len(self._start)]
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -137,8 +145,12 @@ class HttptoolsParser:
             self._upgraded = True
             return
         except httptools.HttpParserInvalidMethodError:
-            method = self._start.partition(b" ")[0]
-            raise ParseError(501 if is_token(method) else 400, "Invalid method") from None
+            # llhttp rejects an unknown method at its first odd byte; whether that is an unknown
+            # method (501) or garbage (400) is only known once the token ends, as h11 sees it.
+            self._method_error = True
+            self.in_head = True
+            self._method_verdict()
+            return
         except httptools.HttpParserError as exc:
             if self._error is not None:
                 raise self._error from None
@@ -201,6 +213,14 @@ class HttptoolsParser:
         self.between = True
         if rest:
             self.feed(rest)
+
+    def _method_verdict(self) -> None:
+        start = self._start
+        method, space, _ = start.partition(b" ")
+        if space:
+            raise ParseError(method_status(method) or 400, "Invalid method")
+        if len(start) > MAX_UNKNOWN_METHOD or not is_token(start):
+            raise ParseError(400, "Invalid method")
 
     # httptools callbacks
 
@@ -431,8 +451,8 @@ class H11Parser:
             if not colon or not is_token(name):
                 raise ParseError(400, "Invalid header field")
             headers.append((name.lower(), value.strip(b" \t")))
-        method = request_line.partition(b" ")[0]
-        if is_token(method):
+        method, space, _ = request_line.partition(b" ")
+        if space and is_token(method):
             check_method(method)  # an unknown method is 501 before any other check, as in llhttp
         connection = h11.Connection(h11.SERVER, max_incomplete_event_size=len(head) + 4)
         connection.receive_data(head + b"\r\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -25,7 +26,8 @@ logger = logging.getLogger("palfrey.error")
 
 INF = float("inf")
 LINGER = 2.0  # seconds to keep reading (and discarding) after the last response, before closing
-_NONE, _HEADER, _BODY, _KEEP_ALIVE, _LINGER = range(5)
+_NONE, _HEADER, _BODY, _KEEP_ALIVE, _LINGER, _DRAIN = range(6)
+_FRESH_GRACE = 1.0  # seconds a never-used connection gets to send its request during a drain
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _REASONS = {
     400: "Invalid HTTP request received.",
@@ -59,6 +61,7 @@ class HttpProtocol(asyncio.Protocol):
         self.server: tuple[str, int] | None = None
         self.scheme = "http"
         self.root_path = state.root_path
+        self.requests = 0
 
     # asyncio.Protocol
 
@@ -102,7 +105,7 @@ class HttpProtocol(asyncio.Protocol):
             self._reject(exc)
             return
         if self.parser.in_head:
-            if self.deadline_kind != _HEADER:
+            if self.deadline_kind != _HEADER and self.deadline_kind != _DRAIN:
                 self._set_deadline(_HEADER, self.state.timeout_request_header)
         elif self.deadline_kind == _HEADER:
             self.deadline_kind = _NONE
@@ -132,6 +135,10 @@ class HttpProtocol(asyncio.Protocol):
         framing: Framing,
     ) -> None:
         state = self.state
+        self.requests += 1
+        if self.deadline_kind == _DRAIN:
+            self.deadline_kind = _NONE  # the request is served (with Connection: close)
+            self.deadline = INF
         raw_path, query_string = split_target(target)
         try:
             path_str = raw_path.decode("ascii")
@@ -165,7 +172,7 @@ class HttpProtocol(asyncio.Protocol):
             more_body=framing.body != BODY_NONE,
             is_head=method == b"HEAD",
             http10=version == "1.0",
-            start_time=self.loop.time() if state.access_log is not None else 0.0,
+            start_time=perf_counter() if state.access_log is not None else 0.0,
         )
         self.parsing = cycle
         if self.cycle is None:
@@ -198,11 +205,9 @@ class HttpProtocol(asyncio.Protocol):
         limit = state.limit_concurrency
         if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
             app = _service_unavailable
-        coro = cycle.run(app)
-        if state.context is not None:
-            task = state.context.copy().run(self.loop.create_task, coro)
-        else:
-            task = self.loop.create_task(coro)
+        # The task copies state.context, never the current one: a pipelined request started from
+        # inside the previous request's task must not inherit its context variables.
+        task = state.context.run(self.loop.create_task, cycle.run(app))
         state.tasks.add(task)
         task.add_done_callback(state.task_done)
 
@@ -216,7 +221,7 @@ class HttpProtocol(asyncio.Protocol):
                 cycle.status,
                 cycle.response_headers,
                 cycle.sent,
-                int((self.loop.time() - cycle.start_time) * 1e9),
+                int((perf_counter() - cycle.start_time) * 1e9),
             )
         if state.on_request_done is not None:
             state.on_request_done()
@@ -393,9 +398,17 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = True
 
     def shutdown(self) -> None:
-        """Graceful shutdown: idle connections close now, busy ones after their response."""
+        """Graceful shutdown: idle connections close now, busy ones after their response.
+
+        A connection that has not sent a single byte may have been accepted an instant ago by a
+        client that is sending its first request right now; it gets a short grace (answered with
+        `Connection: close`) instead of a reset that would lose that request.
+        """
         self.closing = True
         if self.cycle is None or self.cycle.response_complete:
+            if not self.requests and not self.parser.in_head:
+                self._set_deadline(_DRAIN, min(_FRESH_GRACE, self.state.timeout_request_header))
+                return
             self.transport.close()
         elif self.cycle is not None:
             self.cycle.keep_alive = False

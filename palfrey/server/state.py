@@ -47,7 +47,9 @@ class ServerState:
         self.proxy = ProxyHeaders(TrustedHosts(config.forwarded_allow_ips)) if config.proxy_headers else None
         access_log = AccessLog(config.access_log_format) if config.access_log else None
         self.access_log = access_log if access_log is not None and access_log.enabled else None
-        self.context = contextvars.copy_context() if config.reset_contextvars else None
+        # Request tasks start from a copy of this: the server's context at startup, or an empty one
+        # with --reset-contextvars (then nothing set outside the request is visible inside it).
+        self.context = contextvars.Context() if config.reset_contextvars else contextvars.copy_context()
 
         custom = [tuple(h.split(":", 1)) for h in config.headers]
         server_lines = [("server", "palfrey")] if config.server_header else []
