@@ -238,8 +238,9 @@ def _swallow(func, *args):  # type: ignore[no-untyped-def]
         return None
 
 
-def test_hup_swaps_workers() -> None:
-    with run_gunicorn() as server:
+@pytest.mark.parametrize("worker", WORKERS)
+def test_hup_swaps_workers(worker: str) -> None:
+    with run_gunicorn(worker=worker) as server:
         old = set(wait_for_count(server, r"Booting worker with pid: (\d+)", 2))
         server.signal(signal.SIGHUP)
         booted = wait_for_count(server, r"Booting worker with pid: (\d+)", 4)
@@ -251,9 +252,10 @@ def test_hup_swaps_workers() -> None:
         assert pids_seen(server.port, 2) == new
 
 
-def test_access_log_format_atoms() -> None:
+@pytest.mark.parametrize("worker", WORKERS)
+def test_access_log_format_atoms(worker: str) -> None:
     fmt = 'ACCESS h=%(h)s r="%(r)s" s=%(s)s b=%(b)s U=%(U)s q=%(q)s rid=%({x-request-id}i)s ct=%({content-type}o)s p=%(p)s nope=%(nope)s D=%(D)s'
-    with run_gunicorn("--access-logfile", "-", "--access-logformat", fmt, workers=1) as server:
+    with run_gunicorn("--access-logfile", "-", "--access-logformat", fmt, worker=worker, workers=1) as server:
         response = httpx.get(f"{server.url}/pid?x=1", headers={"x-request-id": "abc-123"}, timeout=5)
         pid = response.text
         line = server.wait_for_line(r"ACCESS .*").group(0)
@@ -301,7 +303,8 @@ def test_failing_lifespan_startup_stops_gunicorn(worker: str) -> None:
     assert output.count("Booting worker with pid") <= 2  # halted, not respawning
 
 
-def test_tls_from_gunicorn_certfile_keyfile(tmp_path: Path) -> None:
+@pytest.mark.parametrize("worker", WORKERS)
+def test_tls_from_gunicorn_certfile_keyfile(worker: str, tmp_path: Path) -> None:
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
@@ -312,7 +315,9 @@ def test_tls_from_gunicorn_certfile_keyfile(tmp_path: Path) -> None:
     cert.private_key_pem.write_to_path(str(keyfile))
     context = ssl.create_default_context()
     ca.configure_trust(context)
-    with run_gunicorn("--certfile", str(certfile), "--keyfile", str(keyfile), scheme="https") as server:
+    with run_gunicorn(
+        "--certfile", str(certfile), "--keyfile", str(keyfile), worker=worker, scheme="https"
+    ) as server:
         assert "Palfrey running on https://" in server.output()
         with httpx.Client(verify=context, timeout=5) as client:
             response = client.get(f"{server.url}/scheme")
