@@ -29,19 +29,7 @@ def wait_for_count(
     server: ServerProcess, pattern: str, count: int, timeout: float = 15.0
 ) -> list[re.Match[str]]:
     """Block until at least `count` output lines match `pattern`; returns the matches."""
-    regex = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    with server._cond:
-        while True:
-            matches = [m for line in server._lines if (m := regex.search(line))]
-            if len(matches) >= count:
-                return matches
-            if server._lines and server._lines[-1] == "":
-                raise AssertionError(f"process exited before {count}x {pattern!r}:\n{server.output()}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out waiting for {count}x {pattern!r}:\n{server.output()}")
-            server._cond.wait(remaining)
+    return server.wait_for_matches(pattern, count, timeout)
 
 
 def wait_after(

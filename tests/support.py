@@ -45,24 +45,25 @@ class ServerProcess:
         with self._cond:
             return "".join(self._lines)
 
-    def wait_for_line(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
-        """Block until a line of output matches `pattern` (a regex), or fail after `timeout`."""
+    def wait_for_matches(self, pattern: str, count: int = 1, timeout: float = 10.0) -> list[re.Match[str]]:
+        """Block until `count` output lines match `pattern` (a regex); fail on exit or after `timeout`."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
-        seen = 0
         with self._cond:
             while True:
-                for line in self._lines[seen:]:
-                    match = regex.search(line)
-                    if match:
-                        return match
-                seen = len(self._lines)
-                if seen and self._lines[-1] == "":
-                    raise AssertionError(f"process exited before {pattern!r}:\n{self.output()}")
+                matches = [m for m in map(regex.search, self._lines) if m]
+                if len(matches) >= count:
+                    return matches
+                if self._lines and self._lines[-1] == "":
+                    raise AssertionError(f"process exited before {count}x {pattern!r}:\n{self.output()}")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"timed out waiting for {pattern!r}:\n{''.join(self._lines)}")
+                    raise AssertionError(f"timed out waiting for {count}x {pattern!r}:\n{self.output()}")
                 self._cond.wait(remaining)
+
+    def wait_for_line(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        """Block until a line of output matches `pattern` (a regex), or fail after `timeout`."""
+        return self.wait_for_matches(pattern, 1, timeout)[0]
 
     def wait_exit(self, timeout: float = 10.0) -> int:
         code = self.proc.wait(timeout=timeout)
@@ -77,21 +78,34 @@ def palfrey_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "palfrey", *args]
 
 
-def spawn(*args: str, env: dict[str, str] | None = None, cwd: str | Path | None = None) -> ServerProcess:
+def spawn_command(
+    command: list[str],
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    pass_fds: tuple[int, ...] = (),
+) -> ServerProcess:
+    """Start any server command with the test environment (this checkout importable, no colors,
+    no inherited WEB_CONCURRENCY / FORWARDED_ALLOW_IPS / GUNICORN_CMD_ARGS)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
-    full_env.pop("WEB_CONCURRENCY", None)
+    for name in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "GUNICORN_CMD_ARGS"):
+        full_env.pop(name, None)
     full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
     if env:
         full_env.update(env)
     proc = subprocess.Popen(
-        palfrey_command(*args),
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         env=full_env,
         cwd=str(cwd or ROOT),
+        pass_fds=pass_fds,
     )
     return ServerProcess(proc)
+
+
+def spawn(*args: str, env: dict[str, str] | None = None, cwd: str | Path | None = None) -> ServerProcess:
+    return spawn_command(palfrey_command(*args), env=env, cwd=cwd)
 
 
 @contextmanager

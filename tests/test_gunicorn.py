@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -19,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ROOT, ServerProcess, raw_request, stop
+from tests.support import ServerProcess, raw_request, spawn_command, stop
 
 pytest.importorskip("gunicorn")
 
@@ -39,38 +36,14 @@ def gunicorn_command(*args: str) -> list[str]:
 def spawn_gunicorn(
     *args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
 ) -> ServerProcess:
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
-    for name in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "GUNICORN_CMD_ARGS"):
-        full_env.pop(name, None)
-    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
-    full_env.update(env or {})
-    proc = subprocess.Popen(
-        gunicorn_command(*args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=full_env,
-        cwd=str(ROOT),
-        pass_fds=pass_fds,
-    )
-    return ServerProcess(proc)
+    return spawn_command(gunicorn_command(*args), env=env, pass_fds=pass_fds)
 
 
 def wait_for_count(server: ServerProcess, pattern: str, count: int, timeout: float = 15.0) -> list[str]:
     """Block until `count` output lines match `pattern`; returns the first group of each match."""
-    regex = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    with server._cond:
-        while True:
-            found = [m.group(1) if m.groups() else m.group(0) for m in map(regex.search, server._lines) if m]
-            if len(found) >= count:
-                return found
-            if server._lines and server._lines[-1] == "":
-                raise AssertionError(f"gunicorn exited before {count}x {pattern!r}:\n{server.output()}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out waiting for {count}x {pattern!r}:\n{server.output()}")
-            server._cond.wait(remaining)
+    return [
+        m.group(1) if m.groups() else m.group(0) for m in server.wait_for_matches(pattern, count, timeout)
+    ]
 
 
 @contextmanager
