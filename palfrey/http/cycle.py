@@ -22,6 +22,7 @@ logger = logging.getLogger("palfrey.error")
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 HIGH_WATER = 65536  # buffered request body bytes before reading pauses
+FLUSH_AT = 65536  # pending response bytes that are written at once rather than at the iteration's end
 _NO_BODY_STATUS = frozenset((204, 304))
 
 
@@ -37,11 +38,14 @@ class RequestCycle:
         "disconnected",
         "expect_continue",
         "expected_length",
+        "flush_handle",
         "head_written",
         "http10",
         "is_head",
         "keep_alive",
         "more_body",
+        "pending",
+        "pending_size",
         "protocol",
         "response_complete",
         "response_headers",
@@ -89,6 +93,9 @@ class RequestCycle:
         self.sent = 0
         self.body_allowed = True
         self.body_delivered = False  # the app has had the last body message
+        self.pending: list[bytes] = []  # response bytes not yet written (coalesced per iteration)
+        self.pending_size = 0
+        self.flush_handle: asyncio.Handle | None = None
 
     # Fed by the protocol.
 
@@ -175,6 +182,7 @@ class RequestCycle:
         if not more_body:
             self._finish()
         elif self.protocol.write_paused:
+            self.flush()
             await self.protocol.drain()
 
     # Response encoding.
@@ -239,23 +247,57 @@ class RequestCycle:
         if body and self.body_allowed:
             self.sent = len(body)
             if self.chunked:
-                self.transport.write(b"%s%x\r\n%s\r\n" % (head, len(body), body))
-                return
-            if self.expected_length is not None and self.sent > self.expected_length:
+                head = b"%s%x\r\n%s\r\n" % (head, len(body), body)
+            elif self.expected_length is not None and self.sent > self.expected_length:
                 self.transport.write(head)
                 self._too_long()
-            self.transport.write(head + body)
+            else:
+                head += body
+        if more_body:
+            self._queue(head)  # more follows: written with the next chunks, once per iteration
         else:
-            self.transport.write(head)
+            self.transport.write(head)  # a whole small response: one write
 
     def _write_body(self, body: bytes) -> None:
         self.sent += len(body)
         if self.chunked:
-            self.transport.writelines((b"%x\r\n" % len(body), body, b"\r\n"))
+            self._queue(b"%x\r\n" % len(body))
+            self._queue(body)
+            self._queue(b"\r\n")
             return
         if self.expected_length is not None and self.sent > self.expected_length:
+            self.flush()
             self._too_long()
-        self.transport.write(body)
+        self._queue(body)
+
+    def _queue(self, data: bytes) -> None:
+        """Hold response bytes until the app yields to the loop (or enough piled up).
+
+        An app that sends many small chunks in a row then costs one write (one syscall) instead
+        of one per chunk; a streaming app that awaits between chunks still has each chunk written
+        in the next loop iteration.
+        """
+        self.pending.append(data)
+        self.pending_size += len(data)
+        if self.pending_size >= FLUSH_AT:
+            self.flush()
+        elif self.flush_handle is None:
+            self.flush_handle = self.protocol.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write what is pending, in one call."""
+        handle = self.flush_handle
+        if handle is not None:
+            handle.cancel()
+            self.flush_handle = None
+        pending = self.pending
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        self.pending_size = 0
+        if not self.transport.is_closing():
+            self.transport.write(data)
 
     def _too_long(self) -> None:
         self.keep_alive = False
@@ -264,7 +306,7 @@ class RequestCycle:
 
     def _finish(self) -> None:
         if self.chunked:
-            self.transport.write(b"0\r\n\r\n")
+            self._queue(b"0\r\n\r\n")
         elif self.expected_length is not None and self.body_allowed and self.sent < self.expected_length:
             logger.error(
                 "Response content shorter than Content-Length (%d of %d bytes)",
@@ -272,6 +314,8 @@ class RequestCycle:
                 self.expected_length,
             )
             self.keep_alive = False
+        if self.pending:
+            self.flush()
         self.response_complete = True
         self.wake()  # an app task waiting in receive() now gets http.disconnect
         self.protocol.response_complete(self)

@@ -259,6 +259,7 @@ class HttpProtocol(asyncio.Protocol):
         if cycle.response_complete:
             return
         if (cycle.response_started and cycle.head_written) or cycle.disconnected:
+            cycle.flush()  # what the app sent before failing still reaches the client
             self.closing = True
             if self.transport is not None:
                 self.transport.close()

@@ -159,6 +159,16 @@ async def stream(scope: Scope, receive: Receive, send: Send, query: dict[str, st
     await send({"type": "http.response.body", "body": b""})
 
 
+async def stream_wait(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
+    """Two chunks, then a wait on event `stream-go`: what was sent must reach the client meanwhile."""
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"first|", "more_body": True})
+    await send({"type": "http.response.body", "body": b"second|", "more_body": True})
+    await asyncio.wait_for(event("stream-go").wait(), 10)
+    event("stream-go").clear()
+    await send({"type": "http.response.body", "body": b"last", "more_body": False})
+
+
 async def fixed(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
     await respond(send, 200, b"0123456789", [(b"content-length", b"10"), (b"content-type", b"text/plain")])
 
@@ -325,6 +335,7 @@ async def event_wait(scope: Scope, receive: Receive, send: Send, query: dict[str
 ROUTES: dict[str, Callable[[Scope, Receive, Send, dict[str, str]], Awaitable[None]]] = {
     "/echo": echo,
     "/stream": stream,
+    "/stream-wait": stream_wait,
     "/fixed": fixed,
     "/status": status,
     "/too-long": too_long,
