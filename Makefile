@@ -31,5 +31,29 @@ format: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m palfrey.settings_doc > docs/settings.md
 
+# --- bench: benchmarks/README.md -------------------------------------------------------------
+# Peers (uvicorn, granian, hypercorn, gunicorn, ...) live in their own venv so they never become
+# palfrey dependencies; palfrey itself runs from $(VENV). app-libs holds the same Starlette and
+# Django versions for palfrey's process. Knobs: BENCH_QUICK=1, BENCH_DURATION, BENCH_ROUNDS,
+# BENCH_WARMUP, BENCH_ONLY (scenario names/globs), BENCH_SERVERS (palfrey,uvicorn,...).
+PEERS := benchmarks/.venv-peers
+PEERS_STAMP := $(PEERS)/.installed-stamp
+BENCH_VARS := BENCH_QUICK BENCH_DURATION BENCH_ROUNDS BENCH_WARMUP BENCH_ONLY BENCH_SERVERS BENCH_OUT
+
+$(PEERS_STAMP): benchmarks/requirements-peers.txt
+	rm -rf $(PEERS)
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS)/bin/python -m pip install --quiet -r benchmarks/requirements-peers.txt
+	$(PEERS)/bin/python -m pip install --quiet --upgrade --target $(PEERS)/app-libs \
+		$$($(PEERS)/bin/python -c 'import importlib.metadata as m; print(*(f"{n}=={m.version(n)}" for n in ("starlette", "django")))')
+	touch $(PEERS_STAMP)
+
+bench: $(STAMP) $(PEERS_STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo apt-get install -y wrk || { $$sudo apt-get update && $$sudo apt-get install -y wrk; }; }
+	$(foreach v,$(BENCH_VARS),$(v)="$($(v))") $(PEERS)/bin/python -m benchmarks.bench
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from benchmarks.bench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,270 @@
+"""What is measured: each scenario names its servers, its reference row and the target the issue sets.
+
+Targets are printed in the report, never asserted: a miss is information for whoever optimises.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+from benchmarks.bench.servers import ServerSpec, granian, gunicorn, hypercorn, palfrey, uvicorn
+
+HTTP, WS_ECHO, IDLE_RSS, WS_IDLE = "http", "ws-echo", "idle-rss", "ws-idle"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal for some rows: ratio bounds against the reference, and optional extra conditions."""
+
+    text: str
+    servers: tuple[str, ...] = ("palfrey",)
+    min_ratio: float | None = None
+    max_ratio: float | None = None
+    p99_at_most_reference: bool = False
+    no_timeouts: bool = False
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    kind: str
+    servers: tuple[ServerSpec, ...]
+    reference: str
+    path: str = "/plaintext"
+    ready_path: str = "/plaintext"
+    connections: int = 64
+    post_size: int = 0
+    pinned: bool = True  # server on one core, client on the other
+    min_duration: int = 0
+    warmup: bool = True  # a wrk run (at most 64 connections) before each measured one
+    restart_each_round: bool = False  # fresh processes per round: no backlog or memory carried over
+    target: Target | None = None
+    notes: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def metric(self) -> str:
+        """What the ratio compares: throughput (higher is better) or memory (lower is better)."""
+        return "rss" if self.kind in (IDLE_RSS, WS_IDLE) else "rate"
+
+    @property
+    def unit(self) -> str:
+        return "msg/s" if self.kind == WS_ECHO else "req/s"
+
+
+ASGI = "asgi:app"
+WSGI = "wsgi:app"
+STARLETTE = "starlette_app:app"
+DJANGO_WSGI = "seedsite.wsgi:application"
+DJANGO_ASGI = "seedsite.asgi:application"
+WSGI_THREADS = 16  # palfrey's default --threads; peers get the same count
+
+
+def _asgi_peers(app: str = ASGI) -> tuple[ServerSpec, ...]:
+    return (palfrey(app), uvicorn(app), granian(app), hypercorn(app))
+
+
+def _asgi(name: str, title: str, path: str, target: Target | None, **kw: object) -> Scenario:
+    kw.setdefault("restart_each_round", kw.get("connections", 64) >= 1000)  # type: ignore[operator]
+    return Scenario(name, title, HTTP, _asgi_peers(), "uvicorn", path=path, target=target, **kw)  # type: ignore[arg-type]
+
+
+def _ws_servers(*extra: str) -> tuple[ServerSpec, ...]:
+    return (palfrey(ASGI, "--ws", "websockets", *extra), uvicorn(ASGI, "--ws", "websockets", *extra))
+
+
+def _wsgi_peers(threads: int = WSGI_THREADS) -> tuple[ServerSpec, ...]:
+    return (
+        palfrey(WSGI, "--interface", "wsgi", label="palfrey wsgi", interface="wsgi"),
+        gunicorn(WSGI, "gthread", threads=threads),
+        granian(WSGI, "wsgi", threads=threads, label=f"granian wsgi t{threads}"),
+    )
+
+
+def _seed_servers() -> tuple[ServerSpec, ...]:
+    # Published setup: gunicorn sync with 2xcores+1 workers; the others one worker per core.
+    return (
+        palfrey(
+            DJANGO_WSGI, "--interface", "wsgi", "--workers", "2", label="palfrey wsgi w2", interface="wsgi"
+        ),
+        palfrey(DJANGO_ASGI, "--workers", "2", label="palfrey asgi w2"),
+        gunicorn(DJANGO_WSGI, "sync", workers=5),
+        granian(DJANGO_WSGI, "wsgi", workers=2, label="granian wsgi w2"),
+    )
+
+
+def _seed(view: str, title: str, target: Target | None = None, slow: bool = False) -> Scenario:
+    return Scenario(
+        f"seed-{view}",
+        f"Seed table: Django {title}, 2,000 connections",
+        HTTP,
+        _seed_servers(),
+        "gunicorn sync w5",
+        path=f"/{view}",
+        ready_path="/json",
+        connections=2000,
+        pinned=False,
+        # A slow view's warm-up would leave a queue of 1 s requests behind in servers that do not
+        # drop work for clients that left; each round starts fresh processes instead.
+        min_duration=4 if slow else 0,
+        warmup=not slow,
+        restart_each_round=True,
+        target=target,
+        notes="Several workers per server: nothing pinned, wrk (2 threads) shares both cores.",
+    )
+
+
+def all_scenarios() -> list[Scenario]:
+    uv_ref = "uvicorn"
+    return [
+        _asgi(
+            "asgi-plaintext",
+            "ASGI plaintext, 1 worker",
+            "/plaintext",
+            Target("≥ 1.5x uvicorn", min_ratio=1.5),
+        ),
+        _asgi("asgi-json", "ASGI JSON (~200 B), 1 worker", "/json", Target("≥ 1.4x uvicorn", min_ratio=1.4)),
+        _asgi(
+            "asgi-post4k",
+            "ASGI POST echo 4 KiB, 1 worker",
+            "/echo",
+            Target("≥ 1.4x uvicorn", min_ratio=1.4),
+            post_size=4096,
+        ),
+        _asgi("asgi-64k", "ASGI 64 KiB body, 1 worker", "/64k", Target("≥ 1.2x uvicorn", min_ratio=1.2)),
+        _asgi(
+            "asgi-stream16",
+            "ASGI 16-chunk stream, 1 worker",
+            "/stream",
+            Target("≥ 3x uvicorn", min_ratio=3.0),
+        ),
+        _asgi(
+            "asgi-sleep50-c1000",
+            "ASGI 50 ms I/O endpoint, 1,000 connections",
+            "/sleep",
+            Target("≥ 1.1x uvicorn, p99 ≤ uvicorn's", min_ratio=1.1, p99_at_most_reference=True),
+            connections=1000,
+        ),
+        Scenario(
+            "h11-plaintext",
+            "--http h11 plaintext, 1 worker",
+            HTTP,
+            (palfrey(ASGI, http="h11"), uvicorn(ASGI, http="h11"), hypercorn(ASGI)),
+            uv_ref,
+            target=Target("≥ 1.5x uvicorn h11", min_ratio=1.5),
+            notes="hypercorn is h11-based: shown for context.",
+        ),
+        Scenario(
+            "starlette-json",
+            "Starlette JSON route, 1 worker",
+            HTTP,
+            _asgi_peers(STARLETTE),
+            uv_ref,
+            path="/json",
+            notes="Realistic row: routing and response classes cost time too.",
+        ),
+        Scenario(
+            "asgi-idle-rss",
+            "RSS of an idle worker (ASGI app, after 100 requests)",
+            IDLE_RSS,
+            _asgi_peers(),
+            uv_ref,
+            target=Target("≤ 1.1x uvicorn", max_ratio=1.1),
+        ),
+        Scenario(
+            "metrics-plaintext",
+            "ASGI plaintext with --metrics on vs off",
+            HTTP,
+            (
+                palfrey(ASGI),
+                palfrey(ASGI, "--metrics", "--metrics-bind", "127.0.0.1:{aux}", label="palfrey --metrics"),
+            ),
+            "palfrey",
+            target=Target("within 5% of off", servers=("palfrey --metrics",), min_ratio=0.95),
+        ),
+        Scenario(
+            "ws-echo",
+            "WebSocket echo (32 B text), 64 connections, websockets implementation",
+            WS_ECHO,
+            _ws_servers(),
+            uv_ref,
+            ready_path="/plaintext",
+            target=Target("≥ 1.3x uvicorn", min_ratio=1.3),
+        ),
+        Scenario(
+            "ws-idle2000-deflate",
+            "RSS with 2,000 idle WebSocket connections, permessage-deflate on",
+            WS_IDLE,
+            _ws_servers("--ws-per-message-deflate", "true"),
+            uv_ref,
+            connections=2000,
+            restart_each_round=True,
+            extra={"deflate": True},
+        ),
+        Scenario(
+            "ws-idle2000-plain",
+            "RSS with 2,000 idle WebSocket connections, permessage-deflate off",
+            WS_IDLE,
+            _ws_servers("--ws-per-message-deflate", "false"),
+            uv_ref,
+            connections=2000,
+            restart_each_round=True,
+        ),
+        Scenario(
+            "wsgi-plaintext",
+            f"WSGI plaintext, 1 worker, {WSGI_THREADS} threads",
+            HTTP,
+            _wsgi_peers(),
+            f"gunicorn gthread t{WSGI_THREADS}",
+            target=Target("≥ 2x gunicorn gthread", servers=("palfrey wsgi",), min_ratio=2.0),
+        ),
+        Scenario(
+            "wsgi-sleep50-c1000",
+            f"WSGI 50 ms sleep, 1,000 connections, {WSGI_THREADS} threads (palfrey's default)",
+            HTTP,
+            _wsgi_peers(),
+            f"granian wsgi t{WSGI_THREADS}",
+            path="/sleep",
+            connections=1000,
+            restart_each_round=True,
+            target=Target(
+                "≥ granian wsgi (same threads), no timeouts",
+                servers=("palfrey wsgi",),
+                min_ratio=1.0,
+                no_timeouts=True,
+            ),
+        ),
+        _seed("json", "JSON view"),
+        _seed("db", "SQLite query → JSON"),
+        _seed("template", "template view"),
+        _seed(
+            "slow",
+            "view waiting 1 s (slow upstream)",
+            Target("no timeouts", servers=("palfrey wsgi w2", "palfrey asgi w2"), no_timeouts=True),
+            slow=True,
+        ),
+    ]
+
+
+def _matches(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(name, p) if any(c in p for c in "*?[") else p in name for p in patterns)
+
+
+def select(scenarios: list[Scenario], only: str = "", servers: str = "") -> list[Scenario]:
+    """Keep scenarios whose name contains (or glob-matches) a comma-separated `only` pattern, and in them
+    the servers whose family or label matches `servers`. A scenario left without servers is dropped."""
+    names = [p.strip() for p in only.split(",") if p.strip()]
+    keys = [k.strip() for k in servers.split(",") if k.strip()]
+    chosen = []
+    for scenario in scenarios:
+        if names and not _matches(scenario.name, names):
+            continue
+        if keys:
+            kept = tuple(s for s in scenario.servers if s.key in keys or s.label in keys)
+            if not kept:
+                continue
+            scenario = Scenario(**{**scenario.__dict__, "servers": kept})
+        chosen.append(scenario)
+    return chosen
