@@ -102,7 +102,21 @@ def _workers(value: str) -> int:
     return count
 
 
-_LATER_WS = "WebSocket support is not available yet (use --ws auto or none)"
+def _ws_engine(value: str) -> str:
+    """An explicitly chosen WebSocket implementation must be installed (auto falls back quietly)."""
+    if value in ("websockets", "wsproto"):
+        from importlib.util import find_spec
+
+        if find_spec(value) is None:
+            raise ValueError(f"{value} is not installed: pip install {value}")
+    return value
+
+
+def _window_bits(value: int) -> int:
+    if not 9 <= value <= 15:
+        raise ValueError(f"must be between 9 and 15; got {value}")
+    return value
+
 
 OPTIONS: tuple[Option, ...] = (
     # Where to listen.
@@ -188,23 +202,22 @@ OPTIONS: tuple[Option, ...] = (
         "auto",
         "WebSocket protocol implementation.",
         choices=("auto", "none", "websockets", "wsproto"),
-        check=_refuse(("websockets", "wsproto"), _LATER_WS),
+        check=_ws_engine,
     ),
     Option(
         "ws_max_size",
         INT,
         16777216,
-        "WebSocket max size message in bytes.",
+        "WebSocket max size message in bytes (larger: close 1009).",
         minimum=1,
-        pending=_LATER_WS,
     ),
     Option(
         "ws_max_queue",
         INT,
         32,
-        "The maximum length of the WebSocket message queue.",
+        "The maximum length of the WebSocket message queue: received messages the app has not read "
+        "yet. When it is full the server stops reading from that client.",
         minimum=1,
-        pending=_LATER_WS,
     ),
     Option(
         "ws_ping_interval",
@@ -212,15 +225,15 @@ OPTIONS: tuple[Option, ...] = (
         20.0,
         "WebSocket ping interval in seconds.",
         nullable=True,
-        pending=_LATER_WS,
+        minimum=0.01,
     ),
     Option(
         "ws_ping_timeout",
         FLOAT,
         20.0,
-        "WebSocket ping timeout in seconds.",
+        "WebSocket ping timeout in seconds: a client that does not answer a ping in time is disconnected.",
         nullable=True,
-        pending=_LATER_WS,
+        minimum=0.01,
     ),
     Option(
         "ws_per_message_deflate",
@@ -228,7 +241,16 @@ OPTIONS: tuple[Option, ...] = (
         True,
         "WebSocket per-message-deflate compression.",
         flag="--ws-per-message-deflate",
-        pending=_LATER_WS,
+    ),
+    Option(
+        "ws_deflate_window_bits",
+        INT,
+        12,
+        "WebSocket per-message-deflate: base-2 log of the LZ77 window (9-15) the server compresses "
+        "with and asks clients to compress with. 12 (4 KiB) keeps zlib state per connection small; "
+        "15 compresses a little better at several times the memory.",
+        minimum=9,
+        check=_window_bits,
     ),
     Option("lifespan", CHOICE, "auto", "Lifespan implementation.", choices=("auto", "on", "off")),
     Option(

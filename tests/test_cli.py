@@ -43,6 +43,7 @@ def sample(option: Option, tmp_path: Path) -> tuple[list[str], Any]:
         "ssl_version": (["--ssl-version", "2"], 2),
         "headers": (["-H", "x-a:1", "--header", "X-B: two words"], ("x-a:1", "X-B: two words")),
         "ws_per_message_deflate": (["--ws-per-message-deflate", "false"], False),
+        "ws_deflate_window_bits": (["--ws-deflate-window-bits", "10"], 10),
     }
     if option.name in special:
         return special[option.name]
@@ -178,8 +179,8 @@ CONFIG_ERRORS = [
     (["--uds", "/tmp/x.sock", "--fd", "3"], "--uds and --fd cannot be used together"),
     (["--ssl-keyfile", "key.pem"], "--ssl-keyfile and --ssl-certfile must be given together"),
     (["--timeout-keep-alive", "-1"], "--timeout-keep-alive must be at least 0"),
-    (["--ws", "websockets"], "WebSocket support is not available yet"),
-    (["--ws-max-size", "10"], "WebSocket support is not available yet"),
+    (["--ws-max-size", "0"], "--ws-max-size must be at least 1"),
+    (["--ws-deflate-window-bits", "16"], "--ws-deflate-window-bits: must be between 9 and 15"),
 ]
 
 

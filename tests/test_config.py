@@ -62,7 +62,7 @@ def test_config_is_immutable_and_replace_validates() -> None:
         ({"backlog": 0}, "--backlog must be at least 1"),
         ({"port": None}, "--port cannot be None"),
         ({"headers": ["bad"]}, "--header: header 'bad' is not of the form 'name:value'"),
-        ({"ws": "wsproto"}, "--ws: WebSocket support is not available yet"),
+        ({"ws_deflate_window_bits": 16}, "--ws-deflate-window-bits: must be between 9 and 15"),
         ({"uds": "/tmp/a.sock", "fd": 3}, "--uds and --fd cannot be used together"),
         ({"ssl_certfile": "cert.pem"}, "must be given together"),
         ({"forwarded_allow_ips": "10.0.0.1/8"}, "--forwarded-allow-ips: invalid trusted host entry"),

@@ -644,15 +644,15 @@ def test_state_is_a_shallow_copy_per_request(server: ServerProcess) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Upgrade requests (no WebSocket support yet)
+# Upgrade requests to a protocol palfrey does not speak (WebSockets: tests/test_websocket*.py)
 # ----------------------------------------------------------------------------------------------------
 
 
 def test_upgrade_request_is_served_as_plain_http_then_closed(server: ServerProcess) -> None:
     with Conn(server.port) as conn:
         conn.send(
-            b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
             b"GET /echo?never HTTP/1.1\r\nHost: t\r\n\r\n"
         )
         response = conn.read_response()

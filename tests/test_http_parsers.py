@@ -51,6 +51,9 @@ class Recorder:
     def on_message_complete(self) -> None:
         self.events.append(("end",))
 
+    def on_upgrade(self, rest: bytes) -> None:
+        self.events.append(("upgrade",))  # `rest` depends on how the bytes were sliced
+
 
 def run(parser_class: type, data: bytes, step: int | None) -> list[tuple[Any, ...]]:
     sink = Recorder()

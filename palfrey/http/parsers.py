@@ -60,6 +60,8 @@ class Sink(Protocol):
 
     def on_message_complete(self) -> None: ...
 
+    def on_upgrade(self, rest: bytes) -> None: ...
+
 
 _CR_LF = (13, 10)
 
@@ -139,10 +141,12 @@ class HttptoolsParser:
             self._start += data[: MAX_UNKNOWN_METHOD + 2 - len(self._start)]
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # No protocol to switch to yet: the request was served as plain HTTP and the
-            # connection closes after its response (the parser cannot resume after an upgrade).
+        except httptools.HttpParserUpgrade as exc:
+            # llhttp cannot resume after an upgrade head: the bytes after it belong to the next
+            # protocol (a WebSocket), or are ignored when the request is served as plain HTTP.
             self._upgraded = True
+            offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
+            self._sink.on_upgrade(data[offset:])
             return
         except httptools.HttpParserInvalidMethodError:
             # llhttp rejects an unknown method at its first odd byte; whether that is an unknown
@@ -398,6 +402,9 @@ class H11Parser:
         self._leading = 0
         self.in_head = False
         self._parse_head(head)
+        if self._state == _STOPPED:  # an upgrade head: what follows belongs to the next protocol
+            self._sink.on_upgrade(rest)
+            return b""
         return rest
 
     def _check_partial_head(self, buffer: bytearray) -> None:
@@ -466,7 +473,7 @@ class H11Parser:
         method = event.method
         check_method(method)
         framing = check_head(method, version, headers)
-        # As with httptools: no protocol to switch to yet, so stop reading after this message.
+        # As with httptools: stop reading after an upgrade head; the sink gets the rest (on_upgrade).
         self._stop_after = framing.upgrade is not None
         self._sink.on_head(method, event.target, version, headers, framing)
         if framing.body == BODY_LENGTH:

@@ -62,6 +62,7 @@ class HttpProtocol(asyncio.Protocol):
         self.scheme = "http"
         self.root_path = state.root_path
         self.requests = 0
+        self.upgrade: Any = None  # the WebSocket protocol taking over after an upgrade head
 
     # asyncio.Protocol
 
@@ -147,6 +148,12 @@ class HttpProtocol(asyncio.Protocol):
         if 37 in raw_path:  # "%": an int membership test is ~10x faster than b"%" in ...
             path_str = unquote(path_str)
         root_path = self.root_path
+        if (
+            framing.upgrade is not None
+            and state.ws is not None
+            and self._start_websocket(method, version, headers, framing, path_str, raw_path, query_string)
+        ):
+            return
         scope: dict[str, Any] = {
             "type": "http",
             "asgi": _ASGI,
@@ -195,6 +202,35 @@ class HttpProtocol(asyncio.Protocol):
             if self.deadline_kind == _BODY:
                 self.deadline_kind = _NONE
                 self.deadline = INF
+
+    def on_upgrade(self, rest: bytes) -> None:
+        """The parser stopped after an upgrade head; `rest` is what it received past the head."""
+        websocket = self.upgrade
+        if websocket is not None:
+            self.upgrade = None
+            self.deadline = INF
+            websocket.take_over(self.transport, rest, self.write_paused)
+            self.state.connections.discard(self)
+
+    def _start_websocket(
+        self,
+        method: bytes,
+        version: str,
+        headers: list[tuple[bytes, bytes]],
+        framing: Framing,
+        path: str,
+        raw_path: bytes,
+        query_string: bytes,
+    ) -> bool:
+        """A WebSocket handshake: prepare the protocol that takes the connection over in on_upgrade."""
+        from palfrey.websocket.upgrade import websocket_for
+
+        websocket = websocket_for(self, method, version, headers, framing, path, raw_path, query_string)
+        if websocket is None:
+            return False  # not a WebSocket upgrade (or not now): served as plain HTTP, then closed
+        self.upgrade = websocket
+        self.parsing = None
+        return True
 
     # Cycles
 

@@ -14,6 +14,7 @@ from typing import Any
 from palfrey.config import Config
 from palfrey.http.parsers import H11Parser, HttptoolsParser, Limits
 from palfrey.http.response import date_line, header_lines
+from palfrey.websocket.settings import websocket_settings
 
 
 class ServerState:
@@ -43,6 +44,9 @@ class ServerState:
             field_size=config.limit_request_field_size,
         )
         self.parser_name = resolve_http(config.http)
+        # WebSocket settings, or None (--ws none, or no engine installed): upgrades are plain HTTP.
+        self.ws = websocket_settings(config)
+        self.restarting = False  # set by a draining worker: WebSockets close with 1012, not 1001
         self.h11_max_incomplete_event_size = config.h11_max_incomplete_event_size
         self.proxy = ProxyHeaders(TrustedHosts(config.forwarded_allow_ips)) if config.proxy_headers else None
         access_log = AccessLog(config.access_log_format) if config.access_log else None
