@@ -65,7 +65,8 @@ def draw(results: list[ScenarioResult], path: Path, subtitle: str = "") -> str |
     ax.set_xticklabels([r.scenario.name for r in groups], rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("throughput ratio to the scenario's reference (log)")
     ax.set_title("palfrey vs peers" + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
-    ax.legend(fontsize=8, loc="upper left", ncol=len(seen), framealpha=0.9)
+    if seen:
+        ax.legend(fontsize=8, loc="upper left", ncol=len(seen), framealpha=0.9)
     ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -161,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "latest.md").write_text(report.render(results, info, header, placement, notice))
     raw = {"header": header, "machine": info, "scenarios": [r.to_dict() for r in results]}
     (args.out / "latest.json").write_text(json.dumps(raw, indent=1, default=str) + "\n")
-    why_no_chart = chart.draw(results, args.out / "latest.png", f"{header['date']} · {header['rounds']}")
+    try:
+        why_no_chart = chart.draw(results, args.out / "latest.png", f"{header['date']} · {header['rounds']}")
+    except Exception as exc:  # a chart bug must not cost the measurements, which are already written
+        why_no_chart = f"chart failed: {exc!r}"
     print(f"bench: wrote {args.out / 'latest.md'}" + (f" (no chart: {why_no_chart})" if why_no_chart else ""))
     print(f"bench: done in {minutes:.1f} min")
     return 130 if interrupted else 0

@@ -6,7 +6,6 @@ what `ps` users see and it is the same rule for every server, so ratios stay fai
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -78,7 +77,3 @@ class PeakSampler:
         self._stop.set()
         self._thread.join(timeout=5)
         self.peak = max(self.peak, tree_rss_bytes(self.root))
-
-
-def own_pid() -> int:
-    return os.getpid()
