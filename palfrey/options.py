@@ -102,6 +102,23 @@ def _workers(value: str) -> int:
     return count
 
 
+def _metrics(value: bool) -> bool:
+    """--metrics needs the optional prometheus_client (palfrey[metrics]): say so at startup, in one line."""
+    if value:
+        from palfrey.metrics import MISSING_CLIENT, client_available
+
+        if not client_available():
+            raise ValueError(MISSING_CLIENT)
+    return value
+
+
+def _metrics_bind(value: str) -> str:
+    from palfrey.metrics.endpoint import parse_bind
+
+    parse_bind(value)  # ValueError with a one-line message
+    return value.strip()
+
+
 def _ws_engine(value: str) -> str:
     """An explicitly chosen WebSocket implementation must be installed (auto falls back quietly)."""
     if value in ("websockets", "wsproto"):
@@ -453,6 +470,24 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("ssl_ca_certs", STR, None, "CA certificates file.", nullable=True, metavar="PATH"),
     Option("ssl_ciphers", STR, "TLSv1", "Ciphers to use (see stdlib ssl module's)."),
+    # Observability.
+    Option(
+        "metrics",
+        BOOL,
+        False,
+        "Serve Prometheus metrics for the master and every worker (or the single process) on "
+        "--metrics-bind. Needs palfrey[metrics]. See docs/metrics.md.",
+        check=_metrics,
+    ),
+    Option(
+        "metrics_bind",
+        STR,
+        "127.0.0.1:9090",
+        "HOST:PORT for --metrics (its own listener, never the app's port); IPv6 as [::1]:9090, "
+        "port 0 picks a free port (logged).",
+        metavar="HOST:PORT",
+        check=_metrics_bind,
+    ),
     # Misc.
     Option(
         "headers",

@@ -62,6 +62,7 @@ class HttpProtocol(asyncio.Protocol):
         self.scheme = "http"
         self.root_path = state.root_path
         self.requests = 0
+        self.metrics = state.metrics  # --metrics recorder, None when off (one attribute test per event)
         self.upgrade: Any = None  # the WebSocket protocol taking over after an upgrade head
 
     # asyncio.Protocol
@@ -70,6 +71,8 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = transport
         state = self.state
         state.connections.add(self)
+        if self.metrics is not None:
+            self.metrics.connections += 1
         self.client = _address(transport.get_extra_info("peername"))
         self.server = _address(transport.get_extra_info("sockname"))
         if transport.get_extra_info("sslcontext") is not None:
@@ -95,6 +98,8 @@ class HttpProtocol(asyncio.Protocol):
         self.drain_waiters.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self.metrics is not None:
+            self.metrics.bytes_in += len(data)
         if self.discard_input:
             return
         if self.deadline_kind == _KEEP_ALIVE:
@@ -179,7 +184,7 @@ class HttpProtocol(asyncio.Protocol):
             more_body=framing.body != BODY_NONE,
             is_head=method == b"HEAD",
             http10=version == "1.0",
-            start_time=perf_counter() if state.access_log is not None else 0.0,
+            start_time=perf_counter() if state.access_log is not None or self.metrics is not None else 0.0,
         )
         self.parsing = cycle
         if self.cycle is None:
@@ -241,6 +246,8 @@ class HttpProtocol(asyncio.Protocol):
         limit = state.limit_concurrency
         if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
             app = _service_unavailable
+            if self.metrics is not None:
+                self.metrics.limited += 1
         # The task copies state.context, never the current one: a pipelined request started from
         # inside the previous request's task must not inherit its context variables.
         task = state.context.run(self.loop.create_task, cycle.run(app))
@@ -251,6 +258,8 @@ class HttpProtocol(asyncio.Protocol):
         """The app finished its response: log it, then move on to the next request or close."""
         state = self.state
         state.total_requests += 1
+        if self.metrics is not None:
+            self.metrics.response(cycle)
         if state.access_log is not None:
             state.access_log.log(
                 cycle.scope,
@@ -292,6 +301,8 @@ class HttpProtocol(asyncio.Protocol):
     def app_failed(self, cycle: RequestCycle, exc: BaseException | None) -> None:
         if exc is not None and not isinstance(exc, asyncio.CancelledError):
             logger.error("Exception in ASGI application\n", exc_info=exc)
+            if self.metrics is not None:
+                self.metrics.app_exceptions += 1
         if cycle.response_complete:
             return
         if (cycle.response_started and cycle.head_written) or cycle.disconnected:
@@ -379,6 +390,8 @@ class HttpProtocol(asyncio.Protocol):
         `http.disconnect`, and the error is the response unless the app's response has begun.
         An error in a later pipelined request waits until the requests before it are answered.
         """
+        if self.metrics is not None and exc is not self.pending_error:  # a deferred error is counted once
+            self.metrics.protocol_error(exc.status, exc.reason)
         broken = self.parsing
         if broken is not None and broken.more_body:
             self.parsing = None

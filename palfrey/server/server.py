@@ -87,6 +87,9 @@ class Server:
         self.install_signal_handlers = True
         self.prepare_state: Callable[[ServerState], None] | None = None
         self._accepting_stopped = False
+        # --metrics: one process serves scrapes itself; a forked worker (False) reports to its master.
+        self.metrics_endpoint = True
+        self._metrics_sock: socket.socket | None = None
 
     def run(self, sockets: list[socket.socket] | None = None) -> int:
         """Run in a new event loop of the configured kind; returns the process exit code."""
@@ -116,6 +119,8 @@ class Server:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+            if self._metrics_sock is not None:
+                self._metrics_sock.close()  # already closed with its server, unless startup failed
 
     async def _serve(
         self, loop: asyncio.AbstractEventLoop, config: Config, sockets: list[socket.socket] | None
@@ -127,6 +132,10 @@ class Server:
 
             ssl_context = create_ssl_context(config)
         self.sockets = sockets if sockets is not None else bind_sockets(config)
+        if config.metrics and self.metrics_endpoint:
+            from palfrey.metrics.endpoint import bind
+
+            self._metrics_sock = bind(config.metrics_bind)  # a busy port is one line and exit 1
         try:
             app = load_asgi_app(config)
         except AppLoadError as exc:
@@ -154,6 +163,10 @@ class Server:
             logger.info(
                 "Palfrey running on %s (Press CTRL+C to quit)", describe(sock, ssl_context is not None)
             )
+        if self._metrics_sock is not None:
+            from palfrey.metrics.endpoint import serve_local
+
+            self._servers.append(await serve_local(state, self._metrics_sock))
         self.started = True
         if config.limit_max_requests is not None:
             import random

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from palfrey.config import Config
 from palfrey.http.parsers import H11Parser, HttptoolsParser, Limits
 from palfrey.http.response import date_line, header_lines
 from palfrey.websocket.settings import websocket_settings
+
+if TYPE_CHECKING:
+    from palfrey.metrics.counters import Recorder
 
 
 class ServerState:
@@ -32,6 +35,12 @@ class ServerState:
         self.draining = False
         self.lifespan_state: dict[str, Any] = {}
         self.on_request_done: Callable[[], None] | None = None
+        # --metrics: the per-process recorder protocols count into; None (one attribute test) when off.
+        self.metrics: Recorder | None = None
+        if config.metrics:
+            from palfrey.metrics.counters import Recorder
+
+            self.metrics = Recorder()
         self._idle: asyncio.Future[None] | None = None
         self.root_path: str = config.root_path
         self.limit_concurrency: int | None = config.limit_concurrency

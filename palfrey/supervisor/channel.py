@@ -1,9 +1,10 @@
 """The control channel between the master and one worker: a socketpair carrying short text lines.
 
 Lines keep the protocol readable in an strace and trivially framed. Master to worker: `ping`,
-`drain`. Worker to master: `ready`, `pong`, `recycle <reason>`. Both ends are non-blocking; a
-message that cannot be written at once is dropped (a full buffer means the peer is not reading,
-which the health check catches anyway).
+`drain`, `stats <n>` (--metrics). Worker to master: `ready`, `pong`, `recycle <kind> <reason>`,
+`stats <n> <snapshot JSON>`. Both ends are non-blocking; a message that cannot be written at once is
+dropped (a full buffer means the peer is not reading, which the health check catches anyway). A
+message written only in part keeps its tail, sent before the next one, so lines are never torn.
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ from __future__ import annotations
 import contextlib
 import socket
 
-PING, PONG, READY, DRAIN, RECYCLE = "ping", "pong", "ready", "drain", "recycle"
+PING, PONG, READY, DRAIN, RECYCLE, STATS = "ping", "pong", "ready", "drain", "recycle", "stats"
 
 
 class Channel:
     """One end of the pair; `feed()` returns whole lines, `closed` turns True at EOF."""
 
-    __slots__ = ("_buffer", "closed", "sock")
+    __slots__ = ("_buffer", "_tail", "closed", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.sock = sock
         self._buffer = b""
+        self._tail = b""  # the unsent end of a message written in part
         self.closed = False
 
     @classmethod
@@ -35,16 +37,43 @@ class Channel:
         return self.sock.fileno()
 
     def send(self, message: str) -> bool:
-        if self.closed:
+        if self.closed or (self._tail and not self._write_tail()):
             return False
+        data = message.encode("utf-8", "replace") + b"\n"
         try:
-            self.sock.send(message.encode("utf-8", "replace") + b"\n")
+            sent = self.sock.send(data)
         except (BlockingIOError, InterruptedError):
             return False
         except OSError:
             self.closed = True
             return False
+        self._tail = data[sent:]  # a long line (a metrics snapshot) may go out in part
         return True
+
+    def _write_tail(self) -> bool:
+        try:
+            sent = self.sock.send(self._tail)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            self.closed = True
+            return False
+        self._tail = self._tail[sent:]
+        return not self._tail
+
+    def flush(self, timeout: float) -> None:
+        """Finish a message written in part, waiting up to `timeout` (a worker's last words before exit)."""
+        if not self._tail or self.closed:
+            return
+        try:
+            self.sock.settimeout(timeout)
+            self.sock.sendall(self._tail)
+            self._tail = b""
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                self.sock.setblocking(False)
 
     def receive(self) -> list[str]:
         """Read what is available; returns complete lines (EOF sets `closed`)."""

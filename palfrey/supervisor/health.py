@@ -35,11 +35,22 @@ class WorkerHandle:
     replaces: WorkerHandle | None = None  # the old worker this one will take over from once ready
     replaced_by: WorkerHandle | None = None
     recycle_reason: str | None = None  # the worker asked to be recycled (limit reached)
+    recycle_kind: str | None = None  # which limit: max-requests, memory or lifetime (metrics label)
+    slot: int = 0  # stable number 0..N-1; a replacement takes the slot of the worker it replaces
 
     @property
     def serving(self) -> bool:
         """Counts toward --workers: booting or ready, and not already being replaced."""
         return self.state in (BOOTING, READY) and self.replaced_by is None
+
+    @staticmethod
+    def free_slot(workers: list[WorkerHandle]) -> int:
+        """The lowest slot no booting or ready worker holds (a draining one gives its slot up)."""
+        taken = {worker.slot for worker in workers if worker.state in (BOOTING, READY)}
+        slot = 0
+        while slot in taken:
+            slot += 1
+        return slot
 
 
 class HealthCheck:

@@ -23,10 +23,11 @@ import time
 
 from palfrey.config import Config, ConfigError
 from palfrey.importer import AppLoadError, load_app
+from palfrey.metrics.supervisor import MasterMetrics, NullMetrics, master_metrics
 from palfrey.server.server import EXIT_BOOT
 from palfrey.server.sockets import bind_sockets, describe
 from palfrey.supervisor import DEFAULT_HEALTHCHECK_TIMEOUT
-from palfrey.supervisor.channel import PONG, READY, RECYCLE, Channel
+from palfrey.supervisor.channel import PONG, READY, RECYCLE, STATS, Channel
 from palfrey.supervisor.health import BOOTING, DRAINING, INF, STOPPING, CrashWindow, HealthCheck, WorkerHandle
 from palfrey.supervisor.health import READY as S_READY
 from palfrey.supervisor.process import (
@@ -74,6 +75,8 @@ class Master:
         self.crashes = CrashWindow(CRASH_WINDOW)
         self.all_ready = False
         self.restarting = False  # a HUP / reload rollout is under way
+        self.restart_kind = "hup"  # why the rollout under way replaces workers: "hup" or "reload"
+        self.metrics: MasterMetrics | NullMetrics = NullMetrics()  # --metrics: counters, scrape listener
         self.waiting_for_change = False  # --reload after a failed boot: try again on the next change
         self.reloader: Reloader | None = None
         self.signals = SignalPipe(MASTER_SIGNALS)
@@ -102,6 +105,7 @@ class Master:
             self.selector.register(fd, selectors.EVENT_READ, self._on_reloader)
         try:
             self.sockets = reserve_sockets(config) if config.reuse_port else bind_sockets(config)
+            self.metrics = master_metrics(self)
         except ConfigError as exc:
             logger.error("%s", exc)
             return 1
@@ -144,6 +148,7 @@ class Master:
         return True
 
     def _cleanup(self) -> None:
+        self.metrics.close()
         if self.reloader is not None:
             self.reloader.stop()
         for handle in self.workers.values():  # only after an error: a normal stop has none left
@@ -168,6 +173,7 @@ class Master:
             self._handle_signal(number)
 
     def _handle_signal(self, sig: int) -> None:
+        self.metrics.signal(sig)
         if sig == signal.SIGCHLD:
             return  # the loop reaps after every wake-up
         name = signal.Signals(sig).name
@@ -180,7 +186,7 @@ class Master:
         elif self.stopping:
             return
         elif sig == signal.SIGHUP:
-            self.restart_all(f"Received {name}")
+            self.restart_all(f"Received {name}", kind="hup")
         elif sig == signal.SIGTTIN:
             self.target += 1
             logger.info("Received %s: increasing to %d workers", name, self.target)
@@ -227,8 +233,9 @@ class Master:
                 with contextlib.suppress(OSError):
                     os.kill(handle.pid, sig)
 
-    def restart_all(self, reason: str) -> None:
+    def restart_all(self, reason: str, kind: str = "hup") -> None:
         """HUP and --reload: every worker is rolled over, one at a time, replacement first."""
+        self.restart_kind = kind
         if self.config.env_file:
             reload_env_file(self.config.env_file)
         self.generation += 1
@@ -259,6 +266,7 @@ class Master:
             self._close_in_child(master_end)
             run_worker(self.worker_config, self.sockets, worker_end)
         worker_end.close()
+        slot = replaces.slot if replaces is not None else WorkerHandle.free_slot(list(self.workers.values()))
         handle = WorkerHandle(
             pid=pid,
             channel=master_end,
@@ -266,6 +274,7 @@ class Master:
             started=now,
             boot_deadline=now + self.health.boot_timeout,
             replaces=replaces,
+            slot=slot,
         )
         if replaces is not None:
             replaces.replaced_by = handle
@@ -281,6 +290,7 @@ class Master:
         master_end.sock.close()
         for handle in self.workers.values():
             handle.channel.sock.close()
+        self.metrics.close_in_child()
         self.selector.close()
         self.signals.close()
         if self.reloader is not None:
@@ -290,12 +300,17 @@ class Master:
         for message in handle.channel.receive():
             verb, _, argument = message.partition(" ")
             if verb == PONG:
+                self.metrics.pong(handle, time.monotonic())
                 handle.ping_sent = None
+            elif verb == STATS:
+                self.metrics.stats(handle, argument)
             elif verb == READY:
                 self._ready(handle)
             elif verb == RECYCLE and handle.recycle_reason is None and handle.state == S_READY:
-                handle.recycle_reason = argument
-                logger.info("Worker (pid %d) %s: recycling it (replacement first)", handle.pid, argument)
+                handle.recycle_kind, _, handle.recycle_reason = argument.partition(" ")
+                logger.info(
+                    "Worker (pid %d) %s: recycling it (replacement first)", handle.pid, handle.recycle_reason
+                )
         if handle.channel.closed:
             self._forget_channel(handle)
 
@@ -317,6 +332,7 @@ class Master:
             old.replaced_by = None
             if old.pid in self.workers and old.state == S_READY:
                 why = old.recycle_reason or "rolling restart"
+                self.metrics.restart((old.recycle_reason and old.recycle_kind) or self.restart_kind)
                 self.drain(old, f"worker (pid {handle.pid}) took over ({why})", now)
 
     def drain(self, handle: WorkerHandle, reason: str, now: float) -> None:
@@ -371,6 +387,7 @@ class Master:
         if handle is None:
             logger.debug("Reaped child process %d (%s)", pid, text)
             return
+        self.metrics.exited(handle)  # its final snapshot, if it sent one, joins the totals
         self._forget_channel(handle)
         old = handle.replaces
         self._unlink(handle)
@@ -381,6 +398,7 @@ class Master:
         else:
             hint = _HINTS.get(sig, "") if sig is not None else ""
             logger.error("Worker (pid %d) died unexpectedly (%s%s); replacing it", pid, text, hint)
+            self.metrics.restart("crash")
             self._crashed(time.monotonic())
 
     def _boot_failed(self, handle: WorkerHandle, old: WorkerHandle | None) -> None:
@@ -422,6 +440,7 @@ class Master:
             for handle, reason in self.health.overdue(workers, now):
                 if handle.state == BOOTING:
                     self._crashed(now)
+                self.metrics.restart("boot-timeout" if handle.state == BOOTING else "healthcheck")
                 self.kill(handle, reason, now)
             self.health.ping_due(workers, now)
         for handle in workers:
@@ -430,6 +449,7 @@ class Master:
                 logger.warning("Worker (pid %d) did not exit in time; sending SIGKILL", handle.pid)
                 with contextlib.suppress(OSError):
                     os.kill(handle.pid, signal.SIGKILL)
+        self.metrics.check(now)
         if now >= self.stop_deadline:
             self.stop_deadline = INF
             for handle in self.workers.values():
@@ -440,7 +460,8 @@ class Master:
                     os.kill(handle.pid, signal.SIGKILL)
 
     def _next_deadline(self) -> float:
-        return min(self.stop_deadline, self.health.next_deadline(list(self.workers.values())))
+        workers = list(self.workers.values())
+        return min(self.stop_deadline, self.health.next_deadline(workers), self.metrics.next_deadline())
 
     def _manage(self, now: float) -> None:
         """Keep --workers serving, shrink after TTOU, roll outdated or recycled workers one at a time."""
@@ -494,4 +515,4 @@ class Master:
             self.selector.unregister(self.reloader.fd)
             self.reloader.close()
         elif changed and not self.stopping:
-            self.restart_all("Files changed")
+            self.restart_all("Files changed", kind="reload")

@@ -18,8 +18,9 @@ import sys
 from typing import NoReturn
 
 from palfrey.config import Config
+from palfrey.metrics.supervisor import send_snapshot
 from palfrey.server.server import Server
-from palfrey.supervisor.channel import DRAIN, PING, PONG, READY, RECYCLE, Channel
+from palfrey.supervisor.channel import DRAIN, PING, PONG, READY, RECYCLE, STATS, Channel
 from palfrey.supervisor.process import reopen_log_files, reset_signals, set_title
 from palfrey.supervisor.reuseport import bind_reuse_port
 
@@ -76,6 +77,7 @@ class WorkerProcess:
         self.channel = channel
         self.server = Server(self.server_config)
         self.server.log_listening = False
+        self.server.metrics_endpoint = False  # --metrics: the master serves scrapes; we send it snapshots
         self.server.on_started = self._started
         self.loop: asyncio.AbstractEventLoop | None = None
         self.recycle_asked = False
@@ -88,7 +90,11 @@ class WorkerProcess:
     def run(self) -> int:
         if self.config.reuse_port:
             self.sockets = [bind_reuse_port(self.config, self.sockets)]
-        return self.server.run(self.sockets)
+        try:
+            return self.server.run(self.sockets)
+        finally:  # --metrics: the final counts, after the drain, so a recycled worker's requests all count
+            send_snapshot(self.channel, self.server.state)
+            self.channel.flush(timeout=1.0)
 
     def _started(self) -> None:
         """Called by the Server inside its loop once it listens: from here on the loop answers pings."""
@@ -107,15 +113,20 @@ class WorkerProcess:
         if self.config.limit_worker_lifetime is not None:
             lifetime = self.config.limit_worker_lifetime
             lifetime += random.uniform(0, lifetime * LIFETIME_JITTER)
-            loop.call_later(lifetime, self._ask_recycle, f"reached its lifetime of {lifetime:.0f}s")
+            loop.call_later(
+                lifetime, self._ask_recycle, "lifetime", f"reached its lifetime of {lifetime:.0f}s"
+            )
         self.channel.send(READY)
 
     def _on_channel(self) -> None:
         for message in self.channel.receive():
             if message == PING:
                 self.channel.send(PONG)
+                send_snapshot(self.channel, self.server.state)  # --metrics: pushed, so a crash loses ~1s
             elif message == DRAIN:
                 self._drain()
+            elif message.startswith(STATS):  # a scrape: a fresh snapshot, tagged with its number
+                send_snapshot(self.channel, self.server.state, message[len(STATS) + 1 :])
         if self.channel.closed:
             # The master is gone (killed, or crashed): nobody will supervise us, so stop cleanly.
             assert self.loop is not None
@@ -145,24 +156,26 @@ class WorkerProcess:
     def _request_done(self) -> None:
         state = self.server.state
         if state is not None and self.max_requests is not None and state.total_requests >= self.max_requests:
-            self._ask_recycle(f"served {state.total_requests} requests (limit {self.max_requests})")
+            self._ask_recycle(
+                "max-requests", f"served {state.total_requests} requests (limit {self.max_requests})"
+            )
 
     def _sample_memory(self) -> None:
         limit = self.config.limit_max_memory
         rss = rss_mib()
         if rss is not None and rss >= limit:
-            self._ask_recycle(f"uses {rss:.0f} MiB of memory (limit {limit} MiB)")
+            self._ask_recycle("memory", f"uses {rss:.0f} MiB of memory (limit {limit} MiB)")
             return
         if self.loop is not None and not self.server.should_exit:
             self.loop.call_later(MEMORY_SAMPLE_INTERVAL, self._sample_memory)
 
-    def _ask_recycle(self, reason: str) -> None:
+    def _ask_recycle(self, kind: str, reason: str) -> None:
         if self.recycle_asked or self.server.should_exit:
             return
         self.recycle_asked = True
         if self.max_requests is not None and self.server.state is not None:
             self.server.state.on_request_done = None
-        self.channel.send(f"{RECYCLE} {reason}")
+        self.channel.send(f"{RECYCLE} {kind} {reason}")
 
 
 def rss_mib() -> float | None:
