@@ -133,6 +133,8 @@ def test_one_scrape_reports_exactly_every_request_over_three_workers() -> None:
         for _ in range(7):  # and a few on fresh connections, wherever the kernel puts them
             assert get(server.port, "/pid")[0] == 200
             total += 1
+        host, metrics_port = re.search(r"//([^:/]+):(\d+)/", url).groups()  # type: ignore[union-attr]
+        idle = socket.create_connection((host, int(metrics_port)), timeout=5)  # never sends: must not block
         result = scrape(url)  # every response has arrived: one scrape sees them all
         assert result.total("palfrey_requests_total") == total, result.text
         assert result.total("palfrey_requests_total", method="GET", status="2xx") == total
@@ -153,6 +155,11 @@ def test_one_scrape_reports_exactly_every_request_over_three_workers() -> None:
         for sock in held.values():
             sock.close()
         assert scrape(url).total("palfrey_requests_total") == total, "scrapes are not requests to the app"
+        head = httpx.head(url, timeout=5)
+        assert head.status_code == 200 and int(head.headers["content-length"]) > 1000 and not head.content
+        assert httpx.get(url.replace("/metrics", "/"), timeout=5).status_code == 404
+        assert httpx.post(url, timeout=5).status_code == 405
+        idle.close()
 
 
 def test_recycling_never_takes_counts_back_and_says_why() -> None:
