@@ -214,8 +214,8 @@ class HttpProtocol(asyncio.Protocol):
         if websocket is not None:
             self.upgrade = None
             self.deadline = INF
+            self.state.connections.discard(self)  # the WebSocket protocol counts itself instead
             websocket.take_over(self.transport, rest, self.write_paused)
-            self.state.connections.discard(self)
 
     def _start_websocket(
         self,

@@ -147,6 +147,7 @@ class WorkerProcess:
         state = self.server.state
         assert state is not None and self.loop is not None
         state.draining = True
+        state.restarting = True  # a replacement serves on: open WebSockets close with 1012, not 1001
         self.loop.call_later(DRAIN_GRACE, self.server.request_exit)
 
     def _reopen_logs(self) -> None:

@@ -1,12 +1,13 @@
-"""The ASGI WebSocket cycle, shared by both engines: one asyncio.Protocol per WebSocket connection.
+"""The connection side of the WebSocket cycle, shared by both engines: one asyncio.Protocol per
+WebSocket connection.
 
-It takes the transport over from `HttpProtocol` after an upgrade head and owns everything that is
-about ASGI and the connection rather than frames: the connect/accept/receive/send/close/disconnect
-state machine, the `websocket.http.response` extension, the received-message queue (reading pauses
-when `--ws-max-queue` messages wait, and while the app has not accepted), write back-pressure (`send`
-waits while the transport buffer is full), message assembly and `--ws-max-size`, pings and their
-timeout (driven by the server's once-per-tick sweep through `deadline` / `check_deadline`, no timer
-per connection) and shutdown (close 1001, or 1012 when the worker restarts).
+It takes the transport over from `HttpProtocol` after an upgrade head and owns everything about the
+connection rather than frames or ASGI messages: the received-message queue (reading pauses when
+`--ws-max-queue` messages wait, and while the app has not accepted), write back-pressure (`send`
+waits while the transport buffer is full), message assembly and `--ws-max-size`, the closing
+handshake, pings and their timeout (driven by the server's once-per-tick sweep through `deadline` /
+`check_deadline`, no timer per connection) and shutdown (close 1001, or 1012 when the worker is being
+replaced). The app side (`receive`/`send`) is `asgi.WebSocketASGI`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from collections import deque
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from palfrey.http.response import error_response
+from palfrey.websocket.asgi import CLOSING, CONNECTING, DONE, OPEN, ClientDisconnected, WebSocketASGI
 from palfrey.websocket.engine import CLOSE, DATA, FAIL, PONG, HandshakeError
-from palfrey.websocket.upgrade import response_head, switching_protocols
 
 if TYPE_CHECKING:
     from palfrey.server.state import ServerState
@@ -29,17 +29,13 @@ logger = logging.getLogger("palfrey.error")
 INF = float("inf")
 CLOSE_TIMEOUT = 5.0  # seconds to wait for the client's side of a closing handshake
 READ_AHEAD = 65536  # bytes taken in before the app accepts; then reading pauses
-_CONNECTING, _RESPONSE, _OPEN, _CLOSING, _DONE = range(5)
 _NONE, _PING, _PONG, _CLOSE = range(4)
 GOING_AWAY, SERVICE_RESTART = 1001, 1012
-_VALID_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014))
+
+__all__ = ["ClientDisconnected", "WebSocketProtocol"]
 
 
-class ClientDisconnected(OSError):
-    """`websocket.send` on a connection the client has closed (ASGI: an OSError subclass)."""
-
-
-class WebSocketProtocol(asyncio.Protocol):
+class WebSocketProtocol(WebSocketASGI, asyncio.Protocol):
     """One WebSocket connection, from the validated handshake to the closed socket."""
 
     __slots__ = (
@@ -48,6 +44,7 @@ class WebSocketProtocol(asyncio.Protocol):
         "app_closed",
         "close_code",
         "close_reason",
+        "close_received",
         "connect_sent",
         "deadline",
         "deadline_kind",
@@ -66,9 +63,9 @@ class WebSocketProtocol(asyncio.Protocol):
         "pings",
         "queue",
         "read_paused",
+        "response_head_pending",
         "response_headers",
         "response_sent",
-        "response_started",
         "response_status",
         "scope",
         "sent_close",
@@ -92,7 +89,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.target = target
         self.engine = settings.new_engine()
         self.transport: Any = None
-        self.phase = _CONNECTING
+        self.phase = CONNECTING
         self.accept_key = ""
         self.extensions: str | None = None
         self.accepted = False
@@ -100,6 +97,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.disconnected = False
         self.close_code = 1006  # what websocket.disconnect reports
         self.close_reason = ""
+        self.close_received = False  # the client's close frame arrived: it will send nothing more
         self.sent_close: int | None = None  # code of the close frame the server sent
         self.app_closed = False
         self.shutdown_code: int | None = None
@@ -117,7 +115,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.ping_payload: bytes | None = None
         self.ping_sent = 0.0
         self.pings = 0
-        self.response_started = False
+        self.response_head_pending = False
         self.response_status = 0
         self.response_headers: Any = ()
         self.response_sent = 0
@@ -154,13 +152,13 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         phase = self.phase
-        if phase in (_OPEN, _CLOSING):
+        if phase in (OPEN, CLOSING):
             self._feed(data)
-        elif phase == _CONNECTING:
+        elif phase == CONNECTING:
             self.pending += data  # frames sent ahead of the 101: kept for after the accept
             if len(self.pending) > READ_AHEAD:
                 self._pause_reading()
-        # _RESPONSE / _DONE: input is discarded
+        # RESPONSE / DONE: input is discarded
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost reports the disconnect
@@ -168,7 +166,7 @@ class WebSocketProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         state = self.state
         state.connections.discard(self)
-        self.phase = _DONE
+        self.phase = DONE
         self.deadline = INF
         self._disconnect(self.sent_close or 1006, "")
         for waiter in self.drain_waiters:
@@ -201,7 +199,7 @@ class WebSocketProtocol(asyncio.Protocol):
             kind = event[0]
             if kind == DATA:
                 self._on_data(event[1], event[2], event[3])
-                if self.phase == _DONE:
+                if self.phase == DONE:
                     return  # failed by the server (too big, bad UTF-8): the engine's output is moot
             elif kind == PONG:
                 if event[1] == self.ping_payload:
@@ -210,7 +208,10 @@ class WebSocketProtocol(asyncio.Protocol):
                         self._set_deadline(
                             _PING, self.ping_sent + self.settings.ping_interval - self.loop.time()
                         )
-            elif kind in (CLOSE, FAIL):
+            elif kind == CLOSE:
+                self.close_received = True
+                self._disconnect(event[1], event[2])
+            elif kind == FAIL:
                 self._disconnect(event[1], event[2])
         if out:
             self._write(out)
@@ -245,7 +246,7 @@ class WebSocketProtocol(asyncio.Protocol):
             message = {"type": "websocket.receive", "bytes": bytes(payload)}
         queue = self.queue
         queue.append(message)
-        if len(queue) >= self.settings.max_queue and self.phase == _OPEN:
+        if len(queue) >= self.settings.max_queue and self.phase == OPEN:
             self._pause_reading()  # the app is behind: TCP holds the rest
         self._wake()
 
@@ -253,7 +254,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _write(self, chunks: list[bytes]) -> None:
         transport = self.transport
-        if self.phase == _DONE or transport.is_closing():
+        if self.phase == DONE or transport.is_closing():
             return
         eof = False
         for chunk in chunks:
@@ -265,16 +266,17 @@ class WebSocketProtocol(asyncio.Protocol):
             self._end()
 
     def _end(self) -> None:
-        """The server is done with the connection: shut its write side, read and discard until the
-        client closes or CLOSE_TIMEOUT passes (closing with unread input would reset the connection
-        and could destroy what was just written, e.g. a 1009 close frame)."""
-        if self.phase == _DONE:
+        """The server is done with the connection. After a complete closing handshake the client
+        sends nothing more: close. Otherwise shut the write side, read and discard until the client
+        closes or CLOSE_TIMEOUT passes: closing with unread input would reset the connection and
+        could destroy what was just written (a 1009 close frame, an HTTP 403)."""
+        if self.phase == DONE:
             return
-        self.phase = _DONE
+        self.phase = DONE
         transport = self.transport
         if transport.is_closing():
             return
-        if not transport.can_write_eof():  # TLS cannot half-close
+        if self.close_received or not transport.can_write_eof():  # (TLS cannot half-close)
             transport.close()
             return
         transport.write_eof()
@@ -286,9 +288,9 @@ class WebSocketProtocol(asyncio.Protocol):
     def _close(self, code: int, reason: str) -> None:
         """Start the closing handshake from the server side."""
         self.sent_close = code
-        self.phase = _CLOSING
+        self.phase = CLOSING
         self._write(self.engine.send_close(code, reason))
-        if self.phase == _CLOSING:
+        if self.phase == CLOSING:
             self._set_deadline(_CLOSE, CLOSE_TIMEOUT)
             self._resume_reading()  # the client's close frame must get through a full queue
 
@@ -304,27 +306,6 @@ class WebSocketProtocol(asyncio.Protocol):
             self.close_code = code
             self.close_reason = reason
             self._wake()
-
-    def _http_error(
-        self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
-    ) -> None:
-        state = self.state
-        response = error_response(status, message, state.default_headers(False, False))
-        if headers:
-            head, _, body = response.partition(b"\r\n")
-            response = head + b"\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in headers) + body
-        self._log(status, len(message))
-        self.transport.write(response)
-        self._end()
-
-    def _log(self, status: int, sent: int) -> None:
-        state = self.state
-        state.total_requests += 1
-        if state.access_log is not None:
-            duration = int((perf_counter() - self.start_time) * 1e9)
-            state.access_log.log(self.scope, status, self.response_headers, sent, duration)
-        if state.on_request_done is not None:
-            state.on_request_done()
 
     # Flow control
 
@@ -344,7 +325,7 @@ class WebSocketProtocol(asyncio.Protocol):
             waiter.set_result(None)
 
     async def _drain(self) -> None:
-        if self.write_paused and self.phase != _DONE and not self.transport.is_closing():
+        if self.write_paused and self.phase != DONE and not self.transport.is_closing():
             waiter = self.loop.create_future()
             self.drain_waiters.append(waiter)
             await waiter
@@ -355,6 +336,11 @@ class WebSocketProtocol(asyncio.Protocol):
         self.deadline_kind = kind
         self.deadline = self.loop.time() + timeout
 
+    def _start_pings(self) -> None:
+        interval = self.settings.ping_interval
+        if interval is not None:
+            self._set_deadline(_PING, interval)
+
     def check_deadline(self, now: float) -> None:
         if now < self.deadline:
             return
@@ -363,7 +349,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.deadline_kind = _NONE
         settings = self.settings
         if kind == _PING:
-            if self.phase != _OPEN or self.disconnected:
+            if self.phase != OPEN or self.disconnected:
                 return
             self.pings += 1
             self.ping_payload = payload = self.pings.to_bytes(4, "big")
@@ -384,163 +370,7 @@ class WebSocketProtocol(asyncio.Protocol):
         """Server shutdown: close with 1001 (going away), or 1012 when the worker is being replaced."""
         restarting = self.state.restarting
         code = SERVICE_RESTART if restarting else GOING_AWAY
-        if self.phase == _CONNECTING:
+        if self.phase == CONNECTING:
             self.shutdown_code = code  # applied as soon as the app accepts
-        elif self.phase == _OPEN and not self.disconnected:
+        elif self.phase == OPEN and not self.disconnected:
             self._close(code, "Server restart" if restarting else "Server shutdown")
-
-    # The ASGI callables
-
-    async def receive(self) -> dict[str, Any]:
-        if not self.connect_sent:
-            self.connect_sent = True
-            return {"type": "websocket.connect"}
-        queue = self.queue
-        while not queue and not self.disconnected:
-            self.waiter = self.loop.create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        if queue:
-            message = queue.popleft()
-            if self.read_paused and len(queue) < self.settings.max_queue and self.phase != _CONNECTING:
-                self._resume_reading()
-            return message
-        return {"type": "websocket.disconnect", "code": self.close_code, "reason": self.close_reason}
-
-    async def send(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        phase = self.phase
-        if phase == _CONNECTING:
-            if self.disconnected:  # the client left before the handshake was answered
-                if kind == "websocket.send":
-                    raise ClientDisconnected("The WebSocket client has disconnected")
-                return  # dropped quietly, as HTTP sends after a disconnect are
-            if kind == "websocket.accept":
-                self._accept(message)
-            elif kind == "websocket.close":
-                self.response_status = 403
-                self._http_error(403, "Forbidden")
-            elif kind == "websocket.http.response.start":
-                self.response_started = True  # the head is written with the first body message
-                self.response_status = message["status"]
-                self.response_headers = message.get("headers", ())
-                self.phase = _RESPONSE
-            else:
-                raise RuntimeError(
-                    "Expected ASGI message 'websocket.accept', 'websocket.close' or "
-                    f"'websocket.http.response.start', but got '{kind}'."
-                )
-        elif phase == _RESPONSE:
-            if kind != "websocket.http.response.body":
-                raise RuntimeError(f"Expected ASGI message 'websocket.http.response.body', but got '{kind}'.")
-            await self._response_body(message)
-        elif not self.accepted:
-            raise RuntimeError(f"Unexpected ASGI message '{kind}': the handshake was already answered.")
-        elif kind == "websocket.send":
-            if self.app_closed:
-                raise RuntimeError(
-                    "Unexpected ASGI message 'websocket.send', after sending 'websocket.close'."
-                )
-            if self.disconnected or self.sent_close is not None:
-                raise ClientDisconnected("The WebSocket connection is closed")
-            data = message.get("bytes")
-            if data is not None:
-                self._write(self.engine.send_bytes(data))
-            else:
-                text = message.get("text")
-                if text is None:
-                    raise RuntimeError("'websocket.send' needs 'bytes' or 'text'.")
-                self._write(self.engine.send_text(text))
-            if self.write_paused:
-                await self._drain()
-        elif kind == "websocket.close":
-            if not self.disconnected and self.sent_close is None:  # else: already closing, nothing to do
-                code = message.get("code") or 1000
-                if code not in _VALID_CODES and not 3000 <= code <= 4999:
-                    raise RuntimeError(f"Invalid WebSocket close code {code!r}")
-                self.app_closed = True
-                self._close(code, message.get("reason") or "")
-        else:
-            raise RuntimeError(f"Unexpected ASGI message '{kind}' after 'websocket.accept'.")
-
-    def _accept(self, message: dict[str, Any]) -> None:
-        subprotocol = message.get("subprotocol")
-        if subprotocol is not None and subprotocol not in self.scope["subprotocols"]:
-            raise RuntimeError(f"Subprotocol {subprotocol!r} was not offered by the client")
-        head = switching_protocols(
-            self.state, self.accept_key, self.extensions, subprotocol, message.get("headers") or ()
-        )
-        self.transport.write(head)
-        self.accepted = True
-        self.phase = _OPEN
-        self._log(101, 0)
-        interval = self.settings.ping_interval
-        if interval is not None:
-            self._set_deadline(_PING, interval)
-        pending = self.pending
-        self.pending = b""
-        self._resume_reading()
-        if pending:
-            self._feed(pending)
-        if self.shutdown_code is not None and self.phase == _OPEN and not self.disconnected:
-            self.shutdown()
-
-    async def _response_body(self, message: dict[str, Any]) -> None:
-        if self.disconnected:
-            return
-        body = message.get("body", b"")
-        more_body = message.get("more_body", False)
-        transport = self.transport
-        if self.response_started:
-            self.response_started = False  # the head goes out with the first body message
-            length = None if more_body else len(body)
-            transport.write(
-                response_head(self.state, self.response_status, self.response_headers, length) + body
-            )
-        elif body:
-            transport.write(body)
-        self.response_sent += len(body)
-        if not more_body:
-            self._log(self.response_status, self.response_sent)
-            self._end()
-        elif self.write_paused:
-            await self._drain()
-
-    # Running the app
-
-    async def run(self, app: Any) -> None:
-        try:
-            result = await app(self.scope, self.receive, self.send)
-        except BaseException as exc:
-            self._app_failed(exc)
-            if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
-                raise
-            return
-        if result is not None:
-            logger.error("ASGI callable should return None, but returned %r.", result)
-        phase = self.phase
-        if phase == _CONNECTING and not self.disconnected:
-            self.response_status = 403  # returned without accepting: the handshake is refused
-            self._http_error(403, "Forbidden")
-        elif phase == _RESPONSE:
-            logger.error("ASGI callable returned without completing response.")
-            self.transport.close()
-        elif phase == _OPEN and not self.disconnected:
-            self._close(1000, "")
-
-    def _app_failed(self, exc: BaseException) -> None:
-        if not isinstance(exc, asyncio.CancelledError):
-            logger.error("Exception in ASGI application\n", exc_info=exc)
-        phase = self.phase
-        if self.transport.is_closing():
-            return
-        if phase == _CONNECTING or (phase == _RESPONSE and self.response_started):
-            if not self.disconnected:
-                self.response_headers = ()
-                self._http_error(500, "Internal Server Error")
-        elif phase == _RESPONSE:
-            self.transport.close()  # the response began: closing is the only way to say it failed
-        elif phase == _OPEN and not self.disconnected:
-            self._close(1011, "")

@@ -55,6 +55,7 @@ def websocket_settings(config: Any) -> WebSocketSettings | None:
         ping_timeout=config.ws_ping_timeout,
         per_message_deflate=config.ws_per_message_deflate,
         window_bits=config.ws_deflate_window_bits,
+        mem_level=DEFLATE_MEM_LEVEL,
     )
     from palfrey.websocket.engine import engine_factory
 

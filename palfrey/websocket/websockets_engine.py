@@ -8,11 +8,14 @@ negotiates permessage-deflate. The 101 response itself is written by the shared 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHandshake, InvalidUpgrade
-from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.extensions.base import Extension
+from websockets.extensions.permessage_deflate import PerMessageDeflate, ServerPerMessageDeflateFactory
 from websockets.frames import Opcode
 from websockets.http11 import Request
 from websockets.protocol import OPEN
@@ -26,6 +29,47 @@ _LOGGER = logging.getLogger("palfrey.websocket.websockets")
 _LOGGER.setLevel(logging.WARNING)
 
 _TEXT, _BINARY, _CONT, _PONG, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG, Opcode.CLOSE
+
+
+class _LazyDeflate(PerMessageDeflate):
+    """websockets' permessage-deflate with its zlib objects made on first use.
+
+    websockets creates both when the connection opens (~30 KiB of touched memory with palfrey's
+    settings); made lazily, a connection that has not exchanged a message yet holds none. Should a
+    websockets release rename them, nothing is removed and behaviour is simply eager again.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        state = getattr(self, "__dict__", None)
+        if state is not None:
+            state.pop("decoder", None)
+            state.pop("encoder", None)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "decoder":
+            value: Any = zlib.decompressobj(wbits=-self.remote_max_window_bits)
+        elif name == "encoder":
+            value = zlib.compressobj(wbits=-self.local_max_window_bits, **self.compress_settings)
+        else:
+            raise AttributeError(name)
+        setattr(self, name, value)
+        return value
+
+
+class _DeflateFactory(ServerPerMessageDeflateFactory):
+    def process_request_params(
+        self, params: Sequence[tuple[str, str | None]], accepted_extensions: Sequence[Extension]
+    ) -> tuple[list[tuple[str, str | None]], PerMessageDeflate]:
+        response, made = super().process_request_params(params, accepted_extensions)
+        lazy = _LazyDeflate(
+            made.remote_no_context_takeover,
+            made.local_no_context_takeover,
+            made.remote_max_window_bits,
+            made.local_max_window_bits,
+            made.compress_settings,
+        )
+        return response, lazy
 
 
 class WebsocketsEngine:
@@ -102,7 +146,7 @@ def factory(settings: WebSocketSettings) -> Callable[[], WebsocketsEngine]:
     extensions: list[ServerPerMessageDeflateFactory] = []
     if settings.per_message_deflate:
         extensions.append(
-            ServerPerMessageDeflateFactory(
+            _DeflateFactory(
                 server_max_window_bits=settings.window_bits,
                 client_max_window_bits=settings.window_bits,
                 compress_settings={"memLevel": settings.mem_level},
