@@ -192,6 +192,8 @@ def test_memory_ratio_and_timeout_target() -> None:
     )
     assert slow.met(slow.row("palfrey asgi w2")) is True
     assert slow.met(slow.row("palfrey wsgi w2")) is False
+    starved = _result("seed-slow", {"palfrey asgi w2": [Run(rate=200.0, unanswered=600)]})
+    assert starved.met(starved.row("palfrey asgi w2")) is False  # no late response, but some never came
 
 
 def test_report_renders_na_rows_with_reasons() -> None:

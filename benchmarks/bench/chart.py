@@ -40,8 +40,9 @@ def draw(results: list[ScenarioResult], path: Path, subtitle: str = "") -> str |
         for i, server in enumerate(result.servers):
             pos = x - 0.4 + width * (i + 0.5) + (0.8 - width * count) / 2
             ratio = result.ratio(server)
-            if ratio is None:
-                ax.text(pos, 1.0, "n/a", rotation=90, ha="center", va="bottom", fontsize=6, color="grey")
+            if not ratio:  # n/a, or nothing completed: a log axis cannot draw 0
+                text = "n/a" if ratio is None else "0"
+                ax.text(pos, 1.0, text, rotation=90, ha="center", va="bottom", fontsize=6, color="grey")
                 continue
             colour = COLOURS.get(server.key, "#7f7f7f")
             is_palfrey = server.key == "palfrey"

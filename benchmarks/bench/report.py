@@ -25,8 +25,11 @@ PLACEMENT = """\
   connections and the memory rows start fresh processes each round.
 - RSS is summed over the server's process tree (master + workers) from /proc: the peak during the
   measured run, or the settled value for the idle rows.
-- wrk's `--timeout` is {timeout} s: a request slower than that is a socket timeout. "≥400" counts
-  responses with status 400 or more (wrk's "Non-2xx or 3xx")."""
+- wrk's `--timeout` is {timeout} s, and wrk's "timeout" (t) counts only responses that arrived later
+  than that. "never answered" counts connections that got no response at all during a run longer
+  than the timeout (at least connections - responses of them, when fewer responses than
+  connections came back): each waited past the timeout too. A "no timeouts" target needs both 0.
+  "≥400" counts responses with status 400 or more (wrk's "Non-2xx or 3xx")."""
 
 
 def fmt_rate(value: float | None) -> str:
@@ -75,7 +78,7 @@ def _socket_errors(server: ServerResult) -> str:
 def _rate_row(result: ScenarioResult, server: ServerResult) -> list[str]:
     target = result.target_for(server)
     if not server.ok:
-        return [server.label, "n/a", "", "", "", "", "", "", "", target.text if target else "", ""]
+        return [server.label, "n/a", "", "", "", "", "", "", "", "", target.text if target else "", ""]
     low, high = server.rate_range or (None, None)
     return [
         server.label,
@@ -85,6 +88,7 @@ def _rate_row(result: ScenarioResult, server: ServerResult) -> list[str]:
         fmt_seconds(server.p99_s),
         str(server.total("status_errors")),
         _socket_errors(server),
+        str(server.total("unanswered")),
         fmt_mib(server.rss_bytes),
         fmt_ratio(result.ratio(server)),
         target.text if target else "",
@@ -128,6 +132,7 @@ def scenario_section(result: ScenarioResult, placement: str) -> list[str]:
     if scenario.metric == "rate":
         unit = scenario.unit
         header = ["server", f"{unit} (median)", "min-max", "p50", "p99", "≥400", "socket errors c/r/w/t"]
+        header += ["never answered"]
         header += ["RSS MiB (peak)", f"ratio to {scenario.reference}", "target", "met?"]
         rows = [_rate_row(result, s) for s in result.servers]
     elif scenario.kind == WS_IDLE:

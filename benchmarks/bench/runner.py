@@ -104,6 +104,7 @@ def _measure_http(scenario: Scenario, server: Running, settings: Settings) -> Ru
     cpus = settings.client_cpu if scenario.pinned else None
     script = wrk.post_script(settings.run_dir, scenario.post_size) if scenario.post_size else None
     duration = max(settings.duration, scenario.min_duration)
+    timeout = wrk.WrkCommand(url, 1, 1).timeout_s
     try:
         if scenario.warmup and settings.warmup > 0:
             warm = min(scenario.connections, WARMUP_CONNECTIONS)
@@ -125,6 +126,7 @@ def _measure_http(scenario: Scenario, server: Running, settings: Settings) -> Ru
         read_errors=result.read_errors,
         write_errors=result.write_errors,
         timeouts=result.timeouts,
+        unanswered=max(0, scenario.connections - result.requests) if duration > timeout else 0,
         rss_bytes=rss.peak,
         connections=scenario.connections,
     )
@@ -293,7 +295,7 @@ def describe(run: Run, scenario: Scenario) -> str:
         base = f" (before: {run.base_rss_bytes / 2**20:.1f})" if run.base_rss_bytes else ""
         return f"RSS {(run.rss_bytes or 0) / 2**20:.1f} MiB{base}"
     p99 = f"{run.p99_s * 1000:.2f} ms" if run.p99_s is not None else "n/a"
-    errors = (
-        f", errors {run.status_errors}/{run.socket_errors}" if run.status_errors or run.socket_errors else ""
-    )
+    errors = f", >=400: {run.status_errors}" if run.status_errors else ""
+    errors += f", socket errors: {run.socket_errors}" if run.socket_errors else ""
+    errors += f", never answered: {run.unanswered}" if run.unanswered else ""
     return f"{run.rate:,.0f} {scenario.unit}, p99 {p99}{errors}"

@@ -48,7 +48,8 @@ def parse(text: str) -> WrkResult:
     if requests is None or rps is None:
         raise WrkError(f"unreadable wrk output: {text.strip()[-300:]!r}")
     latency: dict[float, float] = {}
-    for match in _PERCENTILE.finditer(text):
+    completed = int(requests.group(1))
+    for match in _PERCENTILE.finditer(text if completed else ""):  # no request: wrk prints zeros
         value = float(match.group(2)) if "nan" not in match.group(2) else float("nan")
         if value == value:  # skip NaN: no request completed
             latency[float(match.group(1))] = value * _TIME_UNITS[match.group(3) or "s"]
@@ -56,7 +57,7 @@ def parse(text: str) -> WrkResult:
     errors = [int(x) for x in socket.groups()] if socket else [0, 0, 0, 0]
     non_2xx = _NON_2XX.search(text)
     return WrkResult(
-        requests=int(requests.group(1)),
+        requests=completed,
         duration_s=float(requests.group(2)) * _TIME_UNITS[requests.group(3)],
         rps=float(rps.group(1)),
         latency_s=latency,
