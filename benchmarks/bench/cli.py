@@ -20,13 +20,14 @@ from pathlib import Path
 from benchmarks.bench import chart, machine, report
 from benchmarks.bench.results import ScenarioResult
 from benchmarks.bench.runner import Settings, run_scenario
-from benchmarks.bench.scenarios import all_scenarios, select
+from benchmarks.bench.scenarios import IDLE_RSS, WS_IDLE, Scenario, all_scenarios, select
 from benchmarks.bench.servers import BENCH, DJANGO_DIR, PALFREY, PEERS_BIN
 from benchmarks.bench.wrk import WrkCommand
 
 QUICK_NOTICE = (
-    "Quick run (BENCH_QUICK=1): {rounds} round x {duration} s per server on a 2-core machine shared with "
-    "other work. The numbers are noisy: this run proves the harness end to end; it is not a measurement."
+    "Quick run (BENCH_QUICK=1): {rounds} round x {duration} s per server (+{warmup} s warm-up) on a "
+    "2-core machine shared with other work. The numbers are noisy: this run proves the harness end to "
+    "end; it is not a measurement."
 )
 
 
@@ -47,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path(_env("BENCH_OUT", str(BENCH / "results"))))
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     args = parser.parse_args(argv)
-    quick = {"duration": 1, "rounds": 1, "warmup": 1}
+    quick = {"duration": 1, "rounds": 1, "warmup": 0}
     full = {"duration": 5, "rounds": 3, "warmup": 1}
     for name in ("duration", "rounds", "warmup"):
         if getattr(args, name) is None:
@@ -62,6 +63,16 @@ def _cpus() -> tuple[str | None, str | None]:
     if len(allowed) < 2 or shutil.which("taskset") is None:
         return None, None
     return str(allowed[0]), str(allowed[1])
+
+
+def _seconds_per_round(scenario: Scenario, args: argparse.Namespace) -> float:
+    """A rough wall-clock cost of one row in one round, for the estimate printed at the start."""
+    if scenario.kind == IDLE_RSS:
+        return 2.0
+    restart = 3.0 if scenario.restart_each_round else 0.5
+    if scenario.kind == WS_IDLE:
+        return restart + 3.0
+    return restart + args.warmup * scenario.warmup + max(args.duration, scenario.min_duration)
 
 
 def _raise_fd_limit() -> None:
@@ -129,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         client_cpu,
     )
     pairs = sum(len(s.servers) for s in scenarios)
-    estimate = pairs * args.rounds * (args.duration + args.warmup + 1.5) / 60
+    estimate = sum(_seconds_per_round(s, args) * len(s.servers) * args.rounds for s in scenarios) / 60
     print(f"bench: {len(scenarios)} scenarios, {pairs} server rows, ~{estimate:.1f} min; logs in {run_dir}")
 
     results: list[ScenarioResult] = []
@@ -155,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "client": client_cpu or "-",
         "timeout": WrkCommand("", 1, 1).timeout_s,
     }
-    notice = QUICK_NOTICE.format(rounds=args.rounds, duration=args.duration) if args.quick else ""
+    notice = QUICK_NOTICE.format(**vars(args)) if args.quick else ""
     info = machine.describe()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(report.render(results, info, header, placement, notice))
