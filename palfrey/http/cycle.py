@@ -54,6 +54,7 @@ class RequestCycle:
         "sent",
         "start_time",
         "status",
+        "task",
         "transport",
         "waiter",
     )
@@ -96,6 +97,7 @@ class RequestCycle:
         self.pending: list[bytes] = []  # response bytes not yet written (coalesced per iteration)
         self.pending_size = 0
         self.flush_handle: asyncio.Handle | None = None
+        self.task: asyncio.Task[None] | None = None  # set by the protocol; removed from state.tasks at the end
 
     # Fed by the protocol.
 
@@ -330,6 +332,9 @@ class RequestCycle:
             if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
                 raise
             return
+        finally:
+            # Here rather than in a done callback: that would cost one more loop callback per request.
+            self.protocol.state.task_done(self.task)
         if result is not None:
             logger.error("ASGI callable should return None, but returned %r.", result)
         if not self.response_complete and not self.disconnected:

@@ -252,7 +252,7 @@ class HttpProtocol(asyncio.Protocol):
         # inside the previous request's task must not inherit its context variables.
         task = state.context.run(self.loop.create_task, cycle.run(app))
         state.tasks.add(task)
-        task.add_done_callback(state.task_done)
+        cycle.task = task
 
     def response_complete(self, cycle: RequestCycle) -> None:
         """The app finished its response: log it, then move on to the next request or close."""
