@@ -1,1 +1,1 @@
-"""Benchmarks: see the performance issue; `make bench` runs them once they land."""
+"""Benchmarks: `make bench` (see benchmarks/README.md); the harness is the `bench` package."""
