@@ -22,8 +22,18 @@ logger = logging.getLogger("palfrey.error")
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 HIGH_WATER = 65536  # buffered request body bytes before reading pauses
+COPY_LIMIT = 16384  # a larger body is handed to the transport beside the head, not copied after it
 FLUSH_AT = 65536  # pending response bytes that are written at once rather than at the iteration's end
 _NO_BODY_STATUS = frozenset((204, 304))
+_CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _SERVER, _DATE = range(5)
+# Response fields the server acts on; any other field costs one dict lookup.
+_SPECIAL_FIELDS = {
+    b"content-length": _CONTENT_LENGTH,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"connection": _CONNECTION,
+    b"server": _SERVER,
+    b"date": _DATE,
+}
 
 
 class RequestCycle:
@@ -97,7 +107,7 @@ class RequestCycle:
         self.pending: list[bytes] = []  # response bytes not yet written (coalesced per iteration)
         self.pending_size = 0
         self.flush_handle: asyncio.Handle | None = None
-        self.task: asyncio.Task[None] | None = None  # set by the protocol; removed from state.tasks at the end
+        self.task: asyncio.Task[None] | None = None  # set by the protocol; leaves state.tasks at the end
 
     # Fed by the protocol.
 
@@ -197,23 +207,24 @@ class RequestCycle:
         has_server = has_date = has_connection = False
         parts: list[bytes] = []
         for name, value in self.response_headers:
-            lname = name.lower()
-            if lname == b"content-length":
-                try:
-                    content_length = int(value)
-                except ValueError:
-                    raise RuntimeError(f"Invalid Content-Length {value!r} in response") from None
-            elif lname == b"transfer-encoding":
-                continue  # framing is the server's job; it adds its own header below
-            elif lname == b"connection":
-                has_connection = True
-                if value.lower().find(b"close") != -1:
-                    self.keep_alive = False
-            elif lname == b"server":
-                has_server = True
-            elif lname == b"date":
-                has_date = True
-            parts.append(name + b": " + value + b"\r\n")
+            kind = _SPECIAL_FIELDS.get(name.lower())
+            if kind is not None:
+                if kind == _CONTENT_LENGTH:
+                    try:
+                        content_length = int(value)
+                    except ValueError:
+                        raise RuntimeError(f"Invalid Content-Length {value!r} in response") from None
+                elif kind == _TRANSFER_ENCODING:
+                    continue  # framing is the server's job; it adds its own header below
+                elif kind == _CONNECTION:
+                    has_connection = True
+                    if value.lower().find(b"close") != -1:
+                        self.keep_alive = False
+                elif kind == _SERVER:
+                    has_server = True
+                else:
+                    has_date = True
+            parts.append(b"%s: %s\r\n" % (name, value))
         app_head = b"".join(parts)
         if app_head.count(b"\n") != len(parts) or app_head.count(b"\r") != len(parts):
             raise RuntimeError("Invalid response header: line breaks are not allowed in names or values")
@@ -227,7 +238,7 @@ class RequestCycle:
             self.expected_length = content_length
         elif not more_body:
             if body or not self.is_head:
-                extra.append(b"content-length: " + str(len(body)).encode() + b"\r\n")
+                extra.append(b"content-length: %d\r\n" % len(body))
         elif self.is_head:
             pass  # no body follows, so no framing header: the app gave no length to report
         elif not self.http10:
@@ -253,6 +264,9 @@ class RequestCycle:
             elif self.expected_length is not None and self.sent > self.expected_length:
                 self.transport.write(head)
                 self._too_long()
+            elif not more_body and self.sent > COPY_LIMIT:
+                self.transport.writelines((head, body))  # no copy of a large body (writev on uvloop)
+                return
             else:
                 head += body
         if more_body:

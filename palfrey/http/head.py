@@ -45,6 +45,21 @@ class Framing:
     keep_alive: bool = True
     expect_continue: bool = False
     upgrade: bytes | None = None
+    forwarded: bool = False  # a proxy header is present: only then is the proxy policy consulted
+
+
+_CONTENT_LENGTH, _TRANSFER_ENCODING, _HOST, _CONNECTION, _EXPECT, _UPGRADE, _FORWARDED = range(7)
+_FRAMING_FIELDS = {
+    b"content-length": _CONTENT_LENGTH,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"host": _HOST,
+    b"connection": _CONNECTION,
+    b"expect": _EXPECT,
+    b"upgrade": _UPGRADE,
+    b"forwarded": _FORWARDED,
+    b"x-forwarded-for": _FORWARDED,
+    b"x-forwarded-proto": _FORWARDED,
+}
 
 
 def check_head(method: bytes, version: str, headers: list[tuple[bytes, bytes]]) -> Framing:
@@ -61,25 +76,30 @@ def check_head(method: bytes, version: str, headers: list[tuple[bytes, bytes]]) 
     hosts = 0
     connection_tokens: list[bytes] = []
     for name, value in headers:
-        if name == b"content-length":
+        kind = _FRAMING_FIELDS.get(name)
+        if kind is None:
+            continue  # most fields: one dict lookup (bytes cache their hash)
+        if kind == _CONTENT_LENGTH:
             if content_length is not None:
                 raise ParseError(400, "Repeated Content-Length")
             if not value.isdigit() or len(value) > 18:
                 raise ParseError(400, "Invalid Content-Length")
             content_length = value
-        elif name == b"transfer-encoding":
+        elif kind == _TRANSFER_ENCODING:
             if chunked or value.lower() != b"chunked":
                 raise ParseError(400, "Unsupported Transfer-Encoding")
             chunked = True
-        elif name == b"host":
+        elif kind == _HOST:
             hosts += 1
-        elif name == b"connection":
+        elif kind == _CONNECTION:
             connection_tokens.extend(t.strip().lower() for t in value.split(b","))
-        elif name == b"expect":
+        elif kind == _EXPECT:
             if value.lower() == b"100-continue":
                 framing.expect_continue = True
-        elif name == b"upgrade":
+        elif kind == _UPGRADE:
             framing.upgrade = value
+        else:
+            framing.forwarded = True
     if chunked:
         if content_length is not None:
             raise ParseError(400, "Both Content-Length and Transfer-Encoding")

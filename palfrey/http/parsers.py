@@ -82,11 +82,13 @@ class HttptoolsParser:
         "_decoder",
         "_empty_lines",
         "_error",
+        "_field_size",
         "_first_line",
         "_head_bytes",
         "_headers",
         "_limits",
         "_line",
+        "_max_fields",
         "_method_error",
         "_parser",
         "_rest",
@@ -102,6 +104,8 @@ class HttptoolsParser:
     def __init__(self, sink: Sink, limits: Limits) -> None:
         self._sink = sink
         self._limits = limits
+        self._field_size = limits.field_size  # read per header field: plain attributes
+        self._max_fields = limits.fields
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -136,7 +140,7 @@ class HttptoolsParser:
         head_before = self.in_head
         self._begun = 0
         if not head_before:
-            self._start = data[: MAX_UNKNOWN_METHOD + 2]  # to tell 501 from 400 if llhttp rejects the method
+            self._start = data  # to tell 501 from 400 if llhttp rejects the method (sliced only then)
         elif len(self._start) < MAX_UNKNOWN_METHOD + 2:
             self._start += data[: MAX_UNKNOWN_METHOD + 2 - len(self._start)]
         try:
@@ -153,6 +157,7 @@ class HttptoolsParser:
             # method (501) or garbage (400) is only known once the token ends, as h11 sees it.
             self._method_error = True
             self.in_head = True
+            self._start = self._start[: MAX_UNKNOWN_METHOD + 2]
             self._method_verdict()
             return
         except httptools.HttpParserError as exc:
@@ -245,9 +250,9 @@ class HttptoolsParser:
         if not self.in_head:
             return  # a trailer field: llhttp checked its syntax; trailers are not passed on
         headers = self._headers
-        if len(name) + len(value) + 2 > self._limits.field_size:
+        if len(name) + len(value) + 2 > self._field_size:
             self._fail(431, "Request header field too large")
-        if len(headers) >= self._limits.fields:
+        if len(headers) >= self._max_fields:
             self._fail(431, "Too many request header fields")
         name = name.lower()
         if 9 in value and name == b"transfer-encoding":  # 9: TAB (an int test skips a slow path)

@@ -174,7 +174,7 @@ class HttpProtocol(asyncio.Protocol):
             "headers": headers,
             "state": state.lifespan_state.copy(),
         }
-        if state.proxy is not None:
+        if framing.forwarded and state.proxy is not None:
             state.proxy.apply(scope)
         cycle = RequestCycle(
             self,
