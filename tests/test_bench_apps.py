@@ -103,7 +103,7 @@ def test_ws_client_against_websockets_server() -> None:
     load, idle = asyncio.run(main())
     assert load["connections"] == 4 and load["errors"] == 0
     assert load["messages"] > 10 and load["p99_s"] is not None
-    assert idle == {"opened": 50, "failed": 0, "first_error": None}
+    assert idle == {"opened": 50, "deflate": 50, "failed": 0, "first_error": None}
 
 
 def test_ws_client_reports_a_refused_upgrade() -> None:

@@ -106,7 +106,7 @@ def _rss_row(result: ScenarioResult, server: ServerResult) -> list[str]:
     if result.scenario.kind != WS_IDLE:
         return [server.label, fmt_mib(server.rss_bytes) if server.ok else "n/a", *ratio_cells]
     if not server.ok:
-        return [server.label, "n/a", "", "", "", *ratio_cells]
+        return [server.label, "n/a", "", "", "", "", *ratio_cells]
     opened = server.runs[-1].connections or 0
     per_conn = None
     if server.rss_bytes is not None and server.base_rss_bytes is not None and opened:
@@ -117,6 +117,7 @@ def _rss_row(result: ScenarioResult, server: ServerResult) -> list[str]:
         fmt_mib(server.rss_bytes),
         "n/a" if per_conn is None else f"{per_conn:.1f}",
         f"{opened}/{server.total('connect_errors')}",
+        str(server.runs[-1].deflate if server.runs[-1].deflate is not None else "n/a"),
         *ratio_cells,
     ]
 
@@ -142,7 +143,13 @@ def scenario_section(result: ScenarioResult, placement: str) -> list[str]:
             f"RSS with {scenario.connections:,} open MiB",
             "KiB per connection",
         ]
-        header += ["opened/failed", f"RSS ratio to {scenario.reference}", "target", "met?"]
+        header += [
+            "opened/failed",
+            "deflate accepted",
+            f"RSS ratio to {scenario.reference}",
+            "target",
+            "met?",
+        ]
         rows = [_rss_row(result, s) for s in result.servers]
     else:
         header = ["server", "RSS MiB", f"RSS ratio to {scenario.reference}", "target", "met?"]

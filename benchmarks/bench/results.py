@@ -28,6 +28,7 @@ class Run:
     rss_bytes: int | None = None  # peak during the run, or the idle value for memory kinds
     base_rss_bytes: int | None = None  # memory kinds: before the connections were opened
     connections: int | None = None  # memory/ws kinds: connections actually open
+    deflate: int | None = None  # idle WebSocket rows: connections with permessage-deflate accepted
 
     @property
     def socket_errors(self) -> int:

@@ -198,11 +198,12 @@ def _measure_ws_idle(scenario: Scenario, server: Running, settings: Settings) ->
     """RSS before and while N WebSocket connections are open and silent."""
     base = tree_rss_bytes(server.pid)
     extra = ["--hold", "120"] + (["--deflate"] if scenario.extra.get("deflate") else [])
+    errors = (settings.run_dir / f"{scenario.name}--wsclient.log").open("a")
     client = subprocess.Popen(
         _ws_client("idle", scenario, server, settings, *extra),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,  # a file, not a pipe nobody reads: a chatty client cannot block on it
         cwd=ROOT,
         text=True,
         start_new_session=True,
@@ -222,6 +223,7 @@ def _measure_ws_idle(scenario: Scenario, server: Running, settings: Settings) ->
             rss_bytes=max(samples),
             base_rss_bytes=base,
             connections=status["opened"],
+            deflate=status.get("deflate"),
             connect_errors=status["failed"],
         )
     finally:
@@ -232,6 +234,7 @@ def _measure_ws_idle(scenario: Scenario, server: Running, settings: Settings) ->
         except subprocess.TimeoutExpired:
             client.kill()
             client.wait(timeout=5)
+        errors.close()
 
 
 def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:

@@ -5,6 +5,7 @@ Targets are printed in the report, never asserted: a miss is information for who
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from dataclasses import dataclass, field
 
@@ -215,6 +216,7 @@ def all_scenarios() -> list[Scenario]:
             uv_ref,
             connections=2000,
             restart_each_round=True,
+            extra={"deflate": True},  # offered, so "0 accepted" shows the server's flag at work
         ),
         Scenario(
             "wsgi-plaintext",
@@ -270,6 +272,6 @@ def select(scenarios: list[Scenario], only: str = "", servers: str = "") -> list
             kept = tuple(s for s in scenario.servers if s.key in keys or s.label in keys)
             if not kept:
                 continue
-            scenario = Scenario(**{**scenario.__dict__, "servers": kept})
+            scenario = dataclasses.replace(scenario, servers=kept)
         chosen.append(scenario)
     return chosen

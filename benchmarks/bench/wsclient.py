@@ -90,6 +90,7 @@ class Stats:
     messages: int = 0
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    deflate: int = 0  # handshakes in which the server accepted permessage-deflate
 
 
 class Connection(asyncio.Protocol):
@@ -120,12 +121,15 @@ class Connection(asyncio.Protocol):
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
                 return
-            status_line = bytes(self.buffer[: self.buffer.find(b"\r\n")]).decode("latin-1")
+            head = bytes(self.buffer[:end]).decode("latin-1")
+            status_line = head.split("\r\n", 1)[0]
             del self.buffer[: end + 4]
             if " 101 " not in status_line + " ":
                 self.opened.set_exception(ConnectionError(f"handshake answered {status_line!r}"))
                 self.transport.close()  # type: ignore[union-attr]
                 return
+            if "permessage-deflate" in head.lower():
+                self.stats.deflate += 1
             self.opened.set_result(True)
         for fin, opcode, payload in split_frames(self.buffer):
             if opcode == 0x9:  # ping: answer so the server keeps us
@@ -222,6 +226,7 @@ async def idle(args: argparse.Namespace) -> None:
     connections, failures = await open_connections(args, None, stats)
     line = {
         "opened": len(connections),
+        "deflate": stats.deflate,
         "failed": len(failures),
         "first_error": failures[0] if failures else None,
     }
