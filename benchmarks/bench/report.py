@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from benchmarks.bench.results import ScenarioResult, ServerResult
-from benchmarks.bench.scenarios import WS_IDLE
+from benchmarks.bench.scenarios import HTTP, WS_IDLE
 
 MIB = 2**20
 
@@ -80,15 +80,16 @@ def _rate_row(result: ScenarioResult, server: ServerResult) -> list[str]:
     if not server.ok:
         return [server.label, "n/a", "", "", "", "", "", "", "", "", target.text if target else "", ""]
     low, high = server.rate_range or (None, None)
+    http = result.scenario.kind == HTTP  # status codes and wrk's counters mean nothing for WebSockets
     return [
         server.label,
         fmt_rate(server.rate),
         f"{fmt_rate(low)}-{fmt_rate(high)}",
         fmt_seconds(server.p50_s),
         fmt_seconds(server.p99_s),
-        str(server.total("status_errors")),
+        str(server.total("status_errors")) if http else "-",
         _socket_errors(server),
-        str(server.total("unanswered")),
+        str(server.total("unanswered")) if http else "-",
         fmt_mib(server.rss_bytes),
         fmt_ratio(result.ratio(server)),
         target.text if target else "",
