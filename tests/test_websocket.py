@@ -22,7 +22,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support import ServerProcess, read_response, run_server
+from tests.support import ServerProcess, raw_request, read_response, run_server
 
 APP = "tests.apps.ws_apps:app"
 COMBOS = [(http, ws) for http in ("httptools", "h11") for ws in ("websockets", "wsproto")]
@@ -274,6 +274,13 @@ def test_app_close_code_and_reason_reach_the_client(server: ServerProcess) -> No
     server.wait_for_line(r"ws-disconnect /close 4001 server bye")  # the client's echo of the close
 
 
+def test_long_close_reason_is_cut_to_fit_the_frame(server: ServerProcess) -> None:
+    with RawWebSocket(server.port) as raw:
+        raw.handshake("/close-long")
+        code, reason = raw.recv_close()
+    assert code == 4002 and len(reason.encode()) <= 123 and reason.startswith("é" * 61)
+
+
 def test_client_gone_without_close_frame_is_1006(server: ServerProcess) -> None:
     with RawWebSocket(server.port) as raw:
         raw.handshake("/wait")
@@ -371,6 +378,13 @@ def test_invalid_handshake_is_400_and_the_app_never_runs(
         status, headers, _ = read_response(sock, TIMEOUT)
     assert status in statuses and headers["connection"] == "close"
     assert "ws-disconnect /never-runs" not in server.output()  # the app never ran
+
+
+def test_upgrade_in_http10_is_plain_http(server: ServerProcess) -> None:
+    """RFC 9110 §7.8: a server ignores Upgrade in an HTTP/1.0 request."""
+    request = handshake_request("/echo").replace(b"HTTP/1.1", b"HTTP/1.0")
+    response = raw_request(server.port, request)
+    assert response.startswith(b"HTTP/1.1 200 ") and response.endswith(b"plain http /echo")
 
 
 def test_unsupported_version_is_refused(server: ServerProcess) -> None:

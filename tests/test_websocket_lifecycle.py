@@ -7,6 +7,7 @@ alternate so every pair is covered without running every test four times.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import ssl
@@ -35,6 +36,8 @@ from tests.test_websocket import (
 
 PAIRS = [("httptools", "websockets"), ("h11", "wsproto")]
 PAIR_IDS = [f"{h}-{w}" for h, w in PAIRS]
+LOOPS = [("httptools", "websockets", "uvloop"), ("h11", "wsproto", "asyncio")]
+LOOP_IDS = ["-".join(combo) for combo in LOOPS]
 
 
 async def echo_once(ws: Any, text: str = "hi") -> None:
@@ -61,6 +64,29 @@ def test_shutdown_closes_open_websockets_with_1001(http: str, ws: str) -> None:
         assert wait_exit(server, 5) == 0
     assert "ws-disconnect /echo 1001 Server shutdown" in server.output()
     assert "Graceful shutdown timed out" not in server.output()
+
+
+@pytest.mark.parametrize(("http", "ws", "loop"), LOOPS, ids=LOOP_IDS)
+def test_both_event_loops(http: str, ws: str, loop: str) -> None:
+    """The hand-over (transport.set_protocol inside data_received), flow control and shutdown on
+    uvloop and on asyncio's own loop (the other modules run on the default, uvloop)."""
+    with run_server(APP, "--http", http, "--ws", ws, "--loop", loop, "--ws-max-queue", "2") as server:
+
+        async def scenario() -> int | None:
+            async with client(ws_url(server, "/echo"), max_queue=2) as conn:
+                for size in (10, 100_000, 1_000_000):
+                    await echo_once(conn, "y" * size)
+                sends = [conn.send(b"z" * 100_000) for _ in range(50)]
+                await asyncio.gather(*sends)
+                for _ in range(50):
+                    assert await conn.recv() == b"z" * 100_000
+                server.signal(signal.SIGTERM)
+                with pytest.raises(ConnectionClosed):
+                    await conn.recv()
+                return conn.close_code
+
+        assert run(scenario) == 1001
+        assert wait_exit(server, 5) == 0
 
 
 def test_unresponsive_client_does_not_hold_shutdown_past_the_graceful_timeout() -> None:
@@ -125,13 +151,13 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path, P
     return ca, cert_file, key_file
 
 
-@pytest.mark.parametrize(("http", "ws"), PAIRS, ids=PAIR_IDS)
-def test_wss_with_palfreys_tls(http: str, ws: str, certs: tuple[trustme.CA, Path, Path]) -> None:
+@pytest.mark.parametrize(("http", "ws", "loop"), LOOPS, ids=LOOP_IDS)
+def test_wss_with_palfreys_tls(http: str, ws: str, loop: str, certs: tuple[trustme.CA, Path, Path]) -> None:
     ca, cert_file, key_file = certs
     context = ssl.create_default_context()
     ca.configure_trust(context)
     tls = ("--ssl-certfile", str(cert_file), "--ssl-keyfile", str(key_file))
-    with run_server(APP, "--http", http, "--ws", ws, *tls) as server:
+    with run_server(APP, "--http", http, "--ws", ws, "--loop", loop, *tls) as server:
 
         async def scenario() -> Any:
             async with client(f"wss://127.0.0.1:{server.port}/echo", ssl=context) as conn:

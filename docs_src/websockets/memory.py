@@ -19,6 +19,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 from pathlib import Path
 
@@ -59,23 +60,15 @@ def start(ws: str, extra: list[str]) -> tuple[subprocess.Popen[bytes], int]:
     patched = "MEMLEVEL8" in extra
     extra = [arg for arg in extra if arg != "MEMLEVEL8"]
     command = [sys.executable, "-c", _PATCHED] if patched else [sys.executable, "-m", "palfrey"]
-    command += [
-        "docs_src.websockets.echo:app",
-        "--port",
-        "0",
-        "--ws",
-        ws,
-        "--no-access-log",
-        "--lifespan",
-        "off",
-    ]
-    command += extra
+    command += ["docs_src.websockets.echo:app", "--port", "0", "--ws", ws, "--lifespan", "off"]
+    command += ["--no-access-log", "--ws-ping-interval", "86400", *extra]  # this client answers no pings
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
-    for line in proc.stdout:  # a handful of startup lines, then nothing until shutdown
+    for line in proc.stdout:
         match = re.search(rb"Palfrey running on http://127.0.0.1:(\d+)", line)
-        if match:
+        if match:  # keep reading the output: a full pipe would block the server
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
             return proc, int(match.group(1))
     raise RuntimeError(f"palfrey did not start (exit code {proc.wait()})")
 

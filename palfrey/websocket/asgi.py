@@ -184,6 +184,8 @@ class WebSocketASGI:
         self.accepted = True
         self.phase = OPEN
         self._log(101, 0)
+        if self.state.metrics is not None:
+            self.state.metrics.ws_opened()  # ws_closed() in connection_lost
         self._start_pings()
         pending = self.pending
         self.pending = b""

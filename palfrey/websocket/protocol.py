@@ -166,6 +166,8 @@ class WebSocketProtocol(WebSocketASGI, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         state = self.state
         state.connections.discard(self)
+        if self.accepted and state.metrics is not None:
+            state.metrics.ws_closed()
         self.phase = DONE
         self.deadline = INF
         self._disconnect(self.sent_close or 1006, "")
@@ -287,6 +289,8 @@ class WebSocketProtocol(WebSocketASGI, asyncio.Protocol):
 
     def _close(self, code: int, reason: str) -> None:
         """Start the closing handshake from the server side."""
+        if len(reason) > 30:  # a close frame holds 123 bytes of reason: cut at a character boundary
+            reason = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
         self.sent_close = code
         self.phase = CLOSING
         self._write(self.engine.send_close(code, reason))

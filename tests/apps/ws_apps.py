@@ -10,6 +10,7 @@ WebSocket routes:
   /scope           accept, send the scope as JSON, wait for the client to leave
   /subprotocol     accept with the *last* subprotocol offered and an extra header, send its name
   /close           accept, wait for one message, close with 4001 "server bye"
+  /close-long      accept, close with 4002 and a 200-byte reason
   /reject          websocket.close before accepting (HTTP 403)
   /no-accept       return without accepting (HTTP 403)
   /raise-before    raise before accepting (HTTP 500)
@@ -164,6 +165,9 @@ async def _websocket(scope: Scope, receive: Receive, send: Send) -> None:
     elif path == "/close":
         await receive()
         await send({"type": "websocket.close", "code": 4001, "reason": "server bye"})
+        await _until_disconnect(scope, receive)
+    elif path == "/close-long":
+        await send({"type": "websocket.close", "code": 4002, "reason": "é" * 100})
         await _until_disconnect(scope, receive)
     elif path == "/raise-after":
         raise RuntimeError("boom after accept")
