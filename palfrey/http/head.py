@@ -17,11 +17,12 @@ KNOWN_METHODS = frozenset(
     b"UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE QUERY".split()
 )
 
-_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TCHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def is_token(value: bytes) -> bool:
-    return bool(value) and all(c in _TCHAR for c in value)
+    """RFC 9110 token: deleting every tchar leaves nothing (one C-level pass over the bytes)."""
+    return bool(value) and not value.translate(None, _TCHARS)
 
 
 class ParseError(Exception):
