@@ -75,17 +75,6 @@ def _ssl_version(value: Any) -> int:
     return int(value)
 
 
-def _refuse(values: tuple[Any, ...], message: str) -> Callable[[Any], Any]:
-    """A check that refuses some values of an otherwise available option, until they land."""
-
-    def check(value: Any) -> Any:
-        if value in values:
-            raise ValueError(message)
-        return value
-
-    return check
-
-
 def _workers(value: str) -> int:
     """A count, or "auto": the CPUs this process may use (affinity and cgroup quota respected)."""
     text = value.strip().lower()
