@@ -31,12 +31,16 @@ class _Transport:
     def write(self, data: bytes) -> None:
         self.writes.append(bytes(data))
 
+    def writelines(self, data: tuple[bytes, ...]) -> None:
+        self.writes.append(b"".join(data))
+
     def is_closing(self) -> bool:
         return False
 
 
 class _State:
     draining = False
+    defaults = b""
 
     def default_headers(self, has_server: bool, has_date: bool) -> bytes:
         return b""

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from palfrey.http.response import status_line
+from palfrey.http.response import STATUS_LINES, status_line
 
 if TYPE_CHECKING:
     from palfrey.http.protocol import HttpProtocol
@@ -122,7 +122,9 @@ class RequestCycle:
 
     def end_body(self) -> None:
         self.more_body = False
-        self.wake()
+        waiter = self.waiter  # wake(), inlined: this runs once per request
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -201,7 +203,7 @@ class RequestCycle:
 
     def _write_head(self, body: bytes, more_body: bool) -> None:
         status = self.status
-        line = status_line(status)
+        line = STATUS_LINES.get(status) or status_line(status)
         protocol = self.protocol
         content_length: int | None = None
         has_server = has_date = has_connection = False
@@ -229,7 +231,8 @@ class RequestCycle:
         if app_head.count(b"\n") != len(parts) or app_head.count(b"\r") != len(parts):
             raise RuntimeError("Invalid response header: line breaks are not allowed in names or values")
 
-        if protocol.state.draining:
+        state = protocol.state
+        if state.draining:
             self.keep_alive = False
         extra: list[bytes] = []
         if status < 200 or status in _NO_BODY_STATUS:
@@ -254,7 +257,9 @@ class RequestCycle:
             elif self.http10:
                 extra.append(b"connection: keep-alive\r\n")
 
-        defaults = protocol.state.default_headers(has_server, has_date)
+        defaults = (
+            state.defaults if not (has_server or has_date) else state.default_headers(has_server, has_date)
+        )
         head = b"".join((line, defaults, app_head, *extra, b"\r\n"))
         self.head_written = True
         if body and self.body_allowed:

@@ -17,6 +17,7 @@ from palfrey.http.body import ChunkedDecoder
 from palfrey.http.head import (
     BODY_CHUNKED,
     BODY_LENGTH,
+    KNOWN_METHODS,
     MAX_UNKNOWN_METHOD,
     Framing,
     ParseError,
@@ -269,7 +270,8 @@ class HttptoolsParser:
         try:
             if len(method) + len(self._url) + 10 > self._limits.request_line:
                 raise ParseError(414, "Request line too long")
-            check_method(method)
+            if method not in KNOWN_METHODS:
+                check_method(method)
             framing = check_head(method, version, self._headers)
             if self._te_tab and framing.body == BODY_CHUNKED:
                 self._decoder = ChunkedDecoder(self._sink.on_body, trailer_limit=self._limits.head)

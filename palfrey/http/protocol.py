@@ -145,7 +145,10 @@ class HttpProtocol(asyncio.Protocol):
         if self.deadline_kind == _DRAIN:
             self.deadline_kind = _NONE  # the request is served (with Connection: close)
             self.deadline = INF
-        raw_path, query_string = split_target(target)
+        if target[:1] == b"/":  # origin form, nearly every request: no call
+            raw_path, _, query_string = target.partition(b"?")
+        else:
+            raw_path, query_string = split_target(target)
         try:
             path_str = raw_path.decode("ascii")
         except UnicodeDecodeError:

@@ -11,17 +11,17 @@ import time
 from email.utils import formatdate
 
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
-_STATUS_LINES: dict[int, bytes] = {}
+STATUS_LINES: dict[int, bytes] = {}
 
 
 def status_line(status: int) -> bytes:
     """b"HTTP/1.1 200 OK\\r\\n", cached per status code."""
-    line = _STATUS_LINES.get(status)
+    line = STATUS_LINES.get(status)
     if line is None:
         if type(status) is not int or not 100 <= status <= 999:
             raise RuntimeError(f"Invalid HTTP status code {status!r} in response")
         line = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "").encode("ascii"))
-        _STATUS_LINES[status] = line
+        STATUS_LINES[status] = line
     return line
 
 

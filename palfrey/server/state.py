@@ -73,7 +73,7 @@ class ServerState:
         self._custom_bytes = header_lines(custom)  # type: ignore[arg-type]
         self._date_enabled = config.date_header and "date" not in custom_names
         self._date = b""
-        self._defaults = b""
+        self.defaults = b""  # Date + Server + --header lines: what most responses carry as is
         self.refresh_date()
 
     def idle_future(self) -> asyncio.Future[None]:
@@ -100,12 +100,12 @@ class ServerState:
     def refresh_date(self, now: float | None = None) -> None:
         """Called once a second by the server tick: the Date header is never formatted per request."""
         self._date = date_line(now) if self._date_enabled else b""
-        self._defaults = self._date + self._server_bytes + self._custom_bytes
+        self.defaults = self._date + self._server_bytes + self._custom_bytes
 
     def default_headers(self, has_server: bool, has_date: bool) -> bytes:
         """Server-added header lines, leaving out those the app set itself."""
         if not has_server and not has_date:
-            return self._defaults
+            return self.defaults
         return (
             (b"" if has_date else self._date)
             + (b"" if has_server else self._server_bytes)
