@@ -297,9 +297,11 @@ class HttpProtocol(asyncio.Protocol):
         if self.pending_error is not None:
             self._reject(self.pending_error)
             return
-        self.resume_reading()
-        if not self.parser.in_head:
-            self._set_deadline(_KEEP_ALIVE, state.timeout_keep_alive)
+        if self.read_paused:
+            self.resume_reading()
+        if not self.parser.in_head:  # _set_deadline, inlined: once per keep-alive request
+            self.deadline_kind = _KEEP_ALIVE
+            self.deadline = self.loop.time() + state.timeout_keep_alive
 
     def app_failed(self, cycle: RequestCycle, exc: BaseException | None) -> None:
         if exc is not None and not isinstance(exc, asyncio.CancelledError):
