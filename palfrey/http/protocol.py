@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from palfrey.http.cycle import RequestCycle
+from palfrey.http.flow import WriteFlow
 from palfrey.http.head import BODY_NONE, Framing, ParseError, split_target
 from palfrey.http.response import error_response
 
@@ -38,7 +39,7 @@ _REASONS = {
 }
 
 
-class HttpProtocol(asyncio.Protocol):
+class HttpProtocol(WriteFlow, asyncio.Protocol):
     """One client connection."""
 
     def __init__(self, state: ServerState) -> None:
@@ -92,10 +93,7 @@ class HttpProtocol(asyncio.Protocol):
             if cycle is not None and not cycle.disconnected:
                 cycle.disconnected = True
                 cycle.wake()
-        for waiter in self.drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self.drain_waiters.clear()
+        self.release_drain_waiters()
 
     def data_received(self, data: bytes) -> None:
         if self.metrics is not None:
@@ -119,16 +117,6 @@ class HttpProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: a half-closed client gets no more responses
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        for waiter in self.drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self.drain_waiters.clear()
 
     # Parser sink
 

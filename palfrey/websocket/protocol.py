@@ -18,6 +18,7 @@ from collections import deque
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from palfrey.http.flow import WriteFlow
 from palfrey.websocket.asgi import CLOSING, CONNECTING, DONE, OPEN, ClientDisconnected, WebSocketASGI
 from palfrey.websocket.engine import CLOSE, DATA, FAIL, PONG, HandshakeError
 
@@ -35,7 +36,7 @@ GOING_AWAY, SERVICE_RESTART = 1001, 1012
 __all__ = ["ClientDisconnected", "WebSocketProtocol"]
 
 
-class WebSocketProtocol(WebSocketASGI, asyncio.Protocol):
+class WebSocketProtocol(WriteFlow, WebSocketASGI, asyncio.Protocol):
     """One WebSocket connection, from the validated handshake to the closed socket."""
 
     __slots__ = (
@@ -171,22 +172,9 @@ class WebSocketProtocol(WebSocketASGI, asyncio.Protocol):
         self.phase = DONE
         self.deadline = INF
         self._disconnect(self.sent_close or 1006, "")
-        for waiter in self.drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self.drain_waiters.clear()
+        self.release_drain_waiters()
         if state.draining:
             state.check_idle()
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        for waiter in self.drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self.drain_waiters.clear()
 
     # Incoming frames
 
