@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from palfrey.config import Config
 from palfrey.http.parsers import H11Parser, HttptoolsParser, Limits
 from palfrey.http.response import date_line, header_lines
-from palfrey.websocket.settings import websocket_settings
+from palfrey.websocket.engines import websocket_settings
 
 if TYPE_CHECKING:
     from palfrey.metrics.counters import Recorder
@@ -31,6 +31,9 @@ class ServerState:
         self.loop = loop
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
+        # Open WebSocket connections (maintained by palfrey.websocket.protocol, from the hand-over
+        # to connection_lost): a plain int so --limit-concurrency can read it per request for free.
+        self.websockets = 0
         self.total_requests = 0
         self.draining = False
         self.lifespan_state: dict[str, Any] = {}
