@@ -31,9 +31,6 @@ class ServerState:
         self.loop = loop
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
-        # Open WebSocket connections (maintained by palfrey.websocket.protocol, from the hand-over
-        # to connection_lost): a plain int so --limit-concurrency can read it per request for free.
-        self.websockets = 0
         self.total_requests = 0
         self.draining = False
         self.lifespan_state: dict[str, Any] = {}

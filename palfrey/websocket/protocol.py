@@ -105,7 +105,6 @@ class WebSocketProtocol(WriteFlow, asyncio.Protocol):
         self.write_paused = write_paused
         state = self.state
         state.connections.add(self)
-        state.websockets += 1  # until connection_lost: --limit-concurrency counts open WebSockets
         if rest:
             self.data_received(rest)
         cycle = self.cycle
@@ -143,7 +142,6 @@ class WebSocketProtocol(WriteFlow, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         state = self.state
         state.connections.discard(self)
-        state.websockets -= 1
         if self.cycle.accepted and state.metrics is not None:
             state.metrics.ws_closed()
         self.phase = DONE
