@@ -53,7 +53,7 @@ def websocket_settings(config: Any) -> WebSocketSettings | None:
         per_message_deflate=config.ws_per_message_deflate,
         window_bits=config.ws_deflate_window_bits,
         mem_level=_settings.DEFLATE_MEM_LEVEL,  # read at call time: docs_src/websockets/memory.py patches it
-        send_timeout=getattr(config, "timeout_send", None),
+        send_timeout=float(config.timeout_send),
     )
     settings.new_engine = engine_factory(settings)
     return settings

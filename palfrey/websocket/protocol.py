@@ -61,11 +61,13 @@ class WebSocketProtocol(WriteFlow, asyncio.Protocol):
         "ping_sent",
         "pings",
         "read_paused",
+        "send_deadline",
         "sent_close",
         "settings",
         "shutdown_code",
         "state",
         "target",
+        "timer_at",
         "transport",
         "write_paused",
     )
@@ -89,8 +91,12 @@ class WebSocketProtocol(WriteFlow, asyncio.Protocol):
         self.read_paused = False
         self.write_paused = False
         self.pending = b""  # bytes received before the app accepted
+        # One deadline for the server's sweep: the sooner of the timer (`deadline_kind` at `timer_at`:
+        # ping, pong or close) and `send_deadline` (a send waiting on back-pressure, --timeout-send).
         self.deadline = INF
         self.deadline_kind = _NONE
+        self.timer_at = INF
+        self.send_deadline = INF
         self.ping_payload: bytes | None = None
         self.ping_sent = 0.0
         self.pings = 0
@@ -145,7 +151,7 @@ class WebSocketProtocol(WriteFlow, asyncio.Protocol):
         if self.cycle.accepted and state.metrics is not None:
             state.metrics.ws_closed()
         self.phase = DONE
-        self.deadline = INF
+        self.deadline = self.timer_at = self.send_deadline = INF
         self.cycle.disconnect(self.sent_close or 1006, "")
         self.release_drain_waiters()
         if state.draining:
@@ -221,7 +227,21 @@ class WebSocketProtocol(WriteFlow, asyncio.Protocol):
             return True
         waiter = self.loop.create_future()
         self.drain_waiters.append(waiter)
-        await waiter
+        timeout = self.settings.send_timeout
+        if timeout is None or self.send_deadline != INF:  # no limit, or another send set it already
+            await waiter
+            return not self.write_paused
+        at = self.loop.time() + timeout
+        self.send_deadline = at
+        if at < self.deadline:
+            self.deadline = at
+        try:
+            await waiter
+        finally:
+            # Cleared when writing resumed or the connection is gone; kept if another send still
+            # waits (this one was cancelled). An earlier `deadline` left behind is re-aimed by the sweep.
+            if not self.write_paused or not any(not w.done() for w in self.drain_waiters):
+                self.send_deadline = INF
         return not self.write_paused
 
     # Writing and closing
@@ -292,7 +312,9 @@ class WebSocketProtocol(WriteFlow, asyncio.Protocol):
 
     def _set_deadline(self, kind: int, timeout: float) -> None:
         self.deadline_kind = kind
-        self.deadline = self.loop.time() + timeout
+        at = self.timer_at = self.loop.time() + timeout
+        send_deadline = self.send_deadline
+        self.deadline = at if at < send_deadline else send_deadline
 
     def _start_pings(self) -> None:
         interval = self.settings.ping_interval
@@ -302,10 +324,23 @@ class WebSocketProtocol(WriteFlow, asyncio.Protocol):
     def check_deadline(self, now: float) -> None:
         if now < self.deadline:
             return
-        kind = self.deadline_kind
-        self.deadline = INF
-        self.deadline_kind = _NONE
         settings = self.settings
+        if now >= self.send_deadline:
+            self.deadline = self.timer_at = self.send_deadline = INF
+            logger.info(
+                "WebSocket client read nothing for %gs while the app was sending; closing",
+                settings.send_timeout,
+            )
+            self.cycle.disconnect(1006, "")  # the app's send raises, receive reports the disconnect
+            self.transport.abort()  # it does not read: a close frame would never get through
+            return
+        if now < self.timer_at:  # the send deadline this wake-up was for has been cleared
+            self.deadline = min(self.timer_at, self.send_deadline)
+            return
+        kind = self.deadline_kind
+        self.deadline = self.send_deadline
+        self.timer_at = INF
+        self.deadline_kind = _NONE
         if kind == _PING:
             if self.phase != OPEN or self.cycle.disconnected:
                 return
