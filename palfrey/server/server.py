@@ -16,7 +16,6 @@ import signal
 import socket
 import threading
 import time
-from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from palfrey.http.protocol import HttpProtocol
 from palfrey.importer import AppLoadError, detect_interface, load_app
 from palfrey.interfaces.asgi2 import ASGI2Middleware
 from palfrey.lifespan import Lifespan
+from palfrey.server.accept import Acceptor
 from palfrey.server.sockets import bind_sockets, describe
 from palfrey.server.state import ServerState
 
@@ -71,7 +71,8 @@ class Server:
         self.started = False
         self.state: ServerState | None = None
         self.sockets: list[socket.socket] = []
-        self._servers: list[asyncio.AbstractServer] = []
+        self._servers: list[asyncio.AbstractServer] = []  # the --metrics endpoint's
+        self._acceptor: Acceptor | None = None  # the listeners (accept.py: back-off out of descriptors)
         self._exit: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._force: asyncio.Future[None] | None = None
@@ -154,11 +155,16 @@ class Server:
             await lifespan.shutdown()
             return EXIT_OK
 
-        for sock in self.sockets:
-            server = await loop.create_server(
-                lambda: HttpProtocol(state), sock=sock, backlog=config.backlog, ssl=ssl_context
-            )
-            self._servers.append(server)
+        metrics = state.metrics
+        self._acceptor = Acceptor(
+            loop,
+            self.sockets,
+            lambda: HttpProtocol(state),
+            ssl=ssl_context,
+            backlog=config.backlog,
+            on_exhausted=metrics.accept_exhausted_episode if metrics is not None else None,
+        )
+        self._acceptor.start()
         for sock in self.sockets if self.log_listening else ():
             logger.info(
                 "Palfrey running on %s (Press CTRL+C to quit)", describe(sock, ssl_context is not None)
@@ -238,21 +244,19 @@ class Server:
     async def stop_accepting(self) -> None:
         """Close the listeners without dropping connections accepted a moment ago.
 
-        asyncio's selector loop accepts a batch of connections per wake-up and attaches each one a loop
-        iteration later; closing the listener in between resets them (CPython asserts in
-        `Server._attach`, silently). So stop reading the listeners first, let those attach, then close.
+        A batch of connections accepted in one wake-up gets its transports a loop iteration or two
+        later. So stop reading the listeners first, let those attach, then close the sockets.
         A shared listener's backlog stays with the other processes holding it (pre-fork, gunicorn).
         """
         if self._accepting_stopped:
             return
         self._accepting_stopped = True
-        loop = asyncio.get_running_loop()
-        if isinstance(loop, BaseSelectorEventLoop):
-            for sock in self.sockets:
-                if sock.fileno() >= 0:
-                    loop.remove_reader(sock.fileno())
+        acceptor = self._acceptor
+        if acceptor is not None:
+            acceptor.stop()
             for _ in range(3):
                 await asyncio.sleep(0)
+            acceptor.close()
         for server in self._servers:
             server.close()
 
@@ -262,6 +266,8 @@ class Server:
         logger.info("Shutting down")
         if not self.force_exit:
             await self.stop_accepting()
+        if self._acceptor is not None:
+            self._acceptor.close()
         for server in self._servers:
             server.close()
         state.draining = True
