@@ -263,13 +263,15 @@ class Server:
     async def _shutdown(self, lifespan: Lifespan) -> None:
         state = self.state
         assert state is not None
-        logger.info("Shutting down")
         if not self.force_exit:
             await self.stop_accepting()
         if self._acceptor is not None:
             self._acceptor.close()
         for server in self._servers:
             server.close()
+        # Logged once the listeners are closed, with no await before the connections are told: a
+        # request that arrives after this line is answered with `Connection: close`.
+        logger.info("Shutting down")
         state.draining = True
         for connection in list(state.connections):
             connection.shutdown()
