@@ -109,7 +109,8 @@ class Acceptor:
                 return
             if self.delay:
                 self._recovered()
-            conn.setblocking(False)
+            # No setblocking(False) here: asyncio's connect_accepted_socket and libuv's uv_tcp_open
+            # both make the socket non-blocking themselves (one syscall less per connection).
             task = loop.create_task(loop.connect_accepted_socket(self.protocol_factory, conn, ssl=self.ssl))
             self.pending.add(task)
             task.add_done_callback(self._made)
