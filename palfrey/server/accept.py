@@ -70,6 +70,7 @@ class Acceptor:
         self.pending: set[asyncio.Task[Any]] = set()  # connections whose transport is being made
 
     def start(self) -> None:
+        """Listen and read the listeners; NotImplementedError from a loop without `add_reader`."""
         for sock in self.sockets:
             sock.setblocking(False)
             sock.listen(self.backlog)  # as create_server does: an inherited socket may not listen yet

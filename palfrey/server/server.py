@@ -164,7 +164,15 @@ class Server:
             backlog=config.backlog,
             on_exhausted=metrics.accept_exhausted_episode if metrics is not None else None,
         )
-        self._acceptor.start()
+        try:
+            self._acceptor.start()
+        except NotImplementedError:  # a loop without add_reader (Windows' proactor): its own accept
+            self._acceptor = None
+            for sock in self.sockets:
+                server = await loop.create_server(
+                    lambda: HttpProtocol(state), sock=sock, backlog=config.backlog, ssl=ssl_context
+                )
+                self._servers.append(server)
         for sock in self.sockets if self.log_listening else ():
             logger.info(
                 "Palfrey running on %s (Press CTRL+C to quit)", describe(sock, ssl_context is not None)
