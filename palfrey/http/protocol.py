@@ -23,6 +23,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from palfrey.http.cycle import RequestCycle
+from palfrey.http.deadlines import (
+    _BODY,
+    _DRAIN,
+    _HEADER,
+    _KEEP_ALIVE,
+    _LINGER,
+    _NONE,
+    INF,
+    DeadlineSweep,
+)
 from palfrey.http.flow import WriteFlow
 from palfrey.http.head import BODY_NONE, Framing, ParseError, split_target
 from palfrey.http.response import error_response
@@ -32,9 +42,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("palfrey.error")
 
-INF = float("inf")
 LINGER = 2.0  # seconds to keep reading (and discarding) after the last response, before closing
-_NONE, _HEADER, _BODY, _KEEP_ALIVE, _LINGER, _DRAIN, _SEND = range(7)
 _FRESH_GRACE = 1.0  # seconds a never-used connection gets to send its request during a drain
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _REASONS = {
@@ -46,7 +54,7 @@ _REASONS = {
 }
 
 
-class HttpProtocol(WriteFlow, asyncio.Protocol):
+class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
     """One client connection."""
 
     def __init__(self, state: ServerState) -> None:
@@ -309,21 +317,6 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
             self.read_paused = False
             self.transport.resume_reading()
 
-    def pause_writing(self) -> None:
-        """The client stopped reading: start the send deadline (--timeout-send)."""
-        self.write_paused = True
-        self.send_deadline = self.loop.time() + self.state.slow.send_timeout
-        if self.deadline_kind == _NONE:
-            self.deadline_kind = _SEND
-            self.deadline = self.send_deadline
-
-    def resume_writing(self) -> None:
-        self.send_deadline = INF
-        if self.deadline_kind == _SEND:
-            self.deadline_kind = _NONE
-            self.deadline = INF
-        super().resume_writing()
-
     def wait_for_body(self, cycle: RequestCycle) -> None:
         """The app waits for body data: let it in, and start the body deadline and rate floor."""
         if cycle is self.parsing and not self.pipeline:
@@ -343,92 +336,6 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
             self._restart_body_rate(cycle)
 
     # Deadlines, errors, shutdown
-
-    def _set_deadline(self, kind: int, timeout: float) -> None:
-        self.deadline_kind = kind
-        self.deadline = self.loop.time() + timeout
-
-    def _clear_deadline(self) -> None:
-        """No deadline of its own any more; the send deadline stays while the client does not read."""
-        if self.write_paused and self.send_deadline != INF:
-            self.deadline_kind = _SEND
-            self.deadline = self.send_deadline
-        else:
-            self.deadline_kind = _NONE
-            self.deadline = INF
-
-    def _restart_body_rate(self, cycle: RequestCycle) -> None:
-        self.body_since = self.loop.time()
-        self.body_mark = cycle.received
-
-    def _body_deadline(self) -> None:
-        """The body deadline: the earlier of the gap since the last chunk and the rate floor.
-
-        The floor (--limit-request-body-rate R, --limit-request-body-rate-grace G) requires the body
-        to arrive by `since + G + received / R`: a client at R bytes/s or faster is never cut by it,
-        and one trickling bytes to hold the connection gets 408 once its average falls below R.
-        """
-        state = self.state
-        deadline = self.body_gap = self.loop.time() + state.timeout_request_body
-        slow = state.slow
-        rate = slow.body_rate
-        if rate:
-            cycle = self.body_cycle
-            received = cycle.received - self.body_mark if cycle is not None else 0
-            floor = self.body_since + slow.body_rate_grace + received / rate
-            if floor < deadline:
-                deadline = floor
-        self.deadline = deadline
-
-    def check_deadline(self, now: float) -> None:
-        """Called by the server's sweep; acts when this connection's deadline has passed."""
-        if now < self.deadline:
-            return
-        kind = self.deadline_kind
-        self.deadline = INF
-        self.deadline_kind = _NONE
-        if kind == _SEND:
-            if self.write_paused:
-                logger.warning(
-                    "Client did not read the response for %gs; aborting the connection",
-                    self.state.slow.send_timeout,
-                )
-                self.last_request = True
-                self.discard_input = True
-                self.transport.abort()  # connection_lost: the app's send returns, receive gets a disconnect
-            return
-        self._check_kind(kind, now)
-        if self.deadline_kind == _NONE and self.write_paused:
-            # A send deadline waited behind this one (also when the transport now closes with a full
-            # buffer: a close waits for the client to read, so it is aborted at the send deadline).
-            self._clear_deadline()
-
-    def _check_kind(self, kind: int, now: float) -> None:
-        if kind == _HEADER:
-            if self.cycle is not None:
-                self.close_after_response()  # a pipelined head is trickling in: no more requests
-            elif self.parser.in_head:
-                logger.debug("Request head not received in time; closing the connection")
-                self._reject(ParseError(408, "Request head timeout"), log=False)
-            else:
-                self._close()  # not one byte of a request: nothing to answer
-        elif kind == _BODY:
-            cycle = self.parsing
-            if cycle is not None and cycle.more_body:
-                if now < self.body_gap:  # the last chunk is recent: the rate floor ran out
-                    logger.warning(
-                        "Request body arriving too slowly (%d bytes in %.1fs, floor %d bytes/s); "
-                        "closing the connection",
-                        cycle.received - self.body_mark,
-                        now - self.body_since,
-                        self.state.slow.body_rate,
-                    )
-                    self._reject(ParseError(408, "Request body too slow"), log=False)
-                else:
-                    logger.warning("Request body not received in time; closing the connection")
-                    self._reject(ParseError(408, "Request body timeout"), log=False)
-        else:  # keep-alive or linger
-            self._close()
 
     def _close(self) -> None:
         """No more requests, and close the transport once what was written is out."""
