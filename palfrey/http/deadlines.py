@@ -33,8 +33,6 @@ _NONE, _HEADER, _BODY, _KEEP_ALIVE, _LINGER, _DRAIN, _SEND = range(7)
 class DeadlineSweep:
     """Deadline bookkeeping for HttpProtocol (which sets every attribute declared here)."""
 
-    __slots__ = ()
-
     state: ServerState
     loop: asyncio.AbstractEventLoop
     transport: Any
