@@ -446,10 +446,18 @@ OPTIONS: tuple[Option, ...] = (
         INT,
         500,
         "Minimum average rate, in bytes per second, at which a request body must arrive while the app "
-        "waits for it, after a grace of --timeout-request-body seconds; slower: 408 and close. 0 turns "
+        "waits for it, once --limit-request-body-rate-grace has passed; slower: 408 and close. 0 turns "
         "the floor off.",
         minimum=0,
         metavar="BYTES",
+    ),
+    Option(
+        "limit_request_body_rate_grace",
+        FLOAT,
+        10,
+        "Seconds a request body gets before --limit-request-body-rate applies (the body must have "
+        "arrived by grace + bytes / rate seconds after the app first waited for it).",
+        minimum=0,
     ),
     Option(
         "timeout_send",

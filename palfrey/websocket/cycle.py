@@ -62,8 +62,9 @@ class Connection(Protocol):
         """Frame one WebSocket message (str: text) and write it."""
         ...
 
-    async def drain(self) -> bool:
-        """Wait while writing is paused; False if the connection was lost (or timed out) instead."""
+    async def drain_send(self) -> bool:
+        """Wait while writing is paused (at most --timeout-send); False if the connection was lost
+        (or timed out) instead."""
         ...
 
     def opened(self) -> None:
@@ -282,7 +283,7 @@ class WebSocketCycle:
                 if data is None:
                     raise RuntimeError("'websocket.send' needs 'bytes' or 'text'.")
             conn.send_message(data)
-            if conn.write_paused and not await conn.drain():
+            if conn.write_paused and not await conn.drain_send():
                 raise ClientDisconnected("The WebSocket connection was lost while sending")
         elif kind == "websocket.close":
             if not self.disconnected and conn.sent_close is None:  # else: already closing, nothing to do
@@ -326,7 +327,7 @@ class WebSocketCycle:
             self._log(self.response_status, self.response_sent)
             conn.end()
         elif conn.write_paused:
-            await conn.drain()
+            await conn.drain_send()
 
     # Running the app
 

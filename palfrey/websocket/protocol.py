@@ -3,11 +3,12 @@ both engines.
 
 It takes the transport over from `HttpProtocol` after an upgrade head and owns everything about the
 socket rather than ASGI messages: the engine (bytes in, events and bytes out), read pausing (while
-the app has not accepted, and when the cycle's queue is full), write back-pressure (`drain`, bounded
-by `--timeout-send`), the closing handshake, pings and their timeout (all deadlines driven by the
-server's once-per-tick sweep through `deadline` / `check_deadline`, no timer per connection) and
-shutdown (close 1001, or 1012 when the worker is being replaced). The app side is the
-`cycle.WebSocketCycle` it owns; this class implements the `cycle.Connection` seam for it.
+the app has not accepted, and when the cycle's queue is full), write back-pressure (`drain_send`:
+WriteFlow's `drain` bounded by `--timeout-send`), the closing handshake, pings and their timeout
+(all deadlines driven by the server's once-per-tick sweep through `deadline` / `check_deadline`,
+no timer per connection) and shutdown (close 1001, or 1012 when the worker is being replaced).
+The app side is the `cycle.WebSocketCycle` it owns; this class implements the `cycle.Connection`
+seam for it.
 """
 
 from __future__ import annotations
@@ -120,10 +121,7 @@ class WebSocketProtocol(WriteFlow, asyncio.Protocol):
             logger.debug("Invalid WebSocket handshake: %s", exc.message)
             cycle.http_error(exc.status, f"Invalid WebSocket handshake: {exc.message}", exc.headers)
             return
-        limit = state.limit_concurrency
-        if state.draining or (
-            limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit)
-        ):
+        if state.draining or state.at_capacity():  # --limit-concurrency: requests + WebSocket sessions
             cycle.http_error(503, "Service Unavailable")
             return
         task = state.context.run(self.loop.create_task, cycle.run(state.app))
@@ -220,23 +218,21 @@ class WebSocketProtocol(WriteFlow, asyncio.Protocol):
     def close_transport(self) -> None:
         self.transport.close()
 
-    async def drain(self) -> bool:
-        """Wait for the transport's buffer to drain. Bounded by --timeout-send: a client that stops
-        reading is aborted by the deadline sweep. False if the connection was lost meanwhile."""
+    async def drain_send(self) -> bool:
+        """WriteFlow's `drain()`, bounded by --timeout-send (a client that stops reading is aborted
+        by the deadline sweep); False if the connection was lost instead of drained."""
         if not self.write_paused or self.phase == DONE or self.transport.is_closing():
             return True
-        waiter = self.loop.create_future()
-        self.drain_waiters.append(waiter)
         timeout = self.settings.send_timeout
         if timeout is None or self.send_deadline != INF:  # no limit, or another send set it already
-            await waiter
+            await self.drain()
             return not self.write_paused
         at = self.loop.time() + timeout
         self.send_deadline = at
         if at < self.deadline:
             self.deadline = at
         try:
-            await waiter
+            await self.drain()
         finally:
             # Cleared when writing resumed or the connection is gone; kept if another send still
             # waits (this one was cancelled). An earlier `deadline` left behind is re-aimed by the sweep.
