@@ -16,15 +16,16 @@ from palfrey.server.accept import FIRST_DELAY, MAX_DELAY, Acceptor
 
 
 class ScriptedListener(socket.socket):
-    """A real listening socket whose accept() raises the queued errors first."""
+    """A real listening socket whose accept raises the queued errors first (the Acceptor calls the
+    raw `_accept` that `socket.accept` wraps)."""
 
     errors: list[int]
 
-    def accept(self) -> tuple[socket.socket, object]:
+    def _accept(self) -> tuple[int, object]:
         if self.errors:
             code = self.errors.pop(0)
             raise BlockingIOError(code, "again") if code == errno.EAGAIN else OSError(code, "scripted")
-        return super().accept()
+        return super()._accept()
 
 
 @pytest.fixture
