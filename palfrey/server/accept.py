@@ -81,7 +81,12 @@ class Acceptor:
             return
         self.reading = True
         for sock in self.sockets:
-            self.loop.add_reader(sock.fileno(), self._accept, sock)
+            # The listener's family, type and proto as ints, read once: socket.accept() converts
+            # them to enums on every call, and the raw `_accept` it wraps needs them to build the
+            # connection's socket object.
+            self.loop.add_reader(
+                sock.fileno(), self._accept, sock, int(sock.family), int(sock.type), sock.proto
+            )
 
     def _remove_readers(self) -> None:
         if not self.reading:
@@ -91,11 +96,10 @@ class Acceptor:
             if sock.fileno() >= 0:
                 self.loop.remove_reader(sock.fileno())
 
-    def _accept(self, sock: socket.socket) -> None:
+    def _accept(self, sock: socket.socket, family: int = 0, kind: int = 0, proto: int = 0) -> None:
         loop = self.loop
-        # socket.accept() converts the listener's family and type to enums on every call; the raw
-        # `_accept` (what socket.accept wraps) with the ints read once is ~4 enum calls cheaper.
-        family, kind, proto = int(sock.family), int(sock.type), sock.proto
+        if not family:
+            family, kind, proto = int(sock.family), int(sock.type), sock.proto
         raw_accept: Callable[[], tuple[int, Any]] | None = getattr(sock, "_accept", None)
         for _ in range(self.batch):
             try:
