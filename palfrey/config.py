@@ -11,13 +11,12 @@ from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from palfrey.errors import ConfigError
 from palfrey.options import BOOL, CHOICE, FLOAT, INT, MULTI, OPTIONS, OPTIONS_BY_NAME, STR, Option
 
 AppType = str | Callable[..., Any]
 
-
-class ConfigError(ValueError):
-    """A setting has a bad value; the message is one line, fit for the user."""
+__all__ = ["AppType", "Config", "ConfigError"]
 
 
 def _coerce(option: Option, value: Any) -> Any:

@@ -102,7 +102,7 @@ def _metrics(value: bool) -> bool:
 
 
 def _metrics_bind(value: str) -> str:
-    from palfrey.metrics.endpoint import parse_bind
+    from palfrey.addresses import parse_bind
 
     parse_bind(value)  # ValueError with a one-line message
     return value.strip()
