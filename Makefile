@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format docs bench clean
+.PHONY: install run test lint typecheck format docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check palfrey tests benchmarks docs_src
 	$(BIN)/ruff format --check palfrey tests benchmarks docs_src
+	$(BIN)/mypy
+
+# mypy with the [tool.mypy] settings of pyproject.toml (strict, palfrey/ only).
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format palfrey tests benchmarks docs_src

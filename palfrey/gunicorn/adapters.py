@@ -13,11 +13,14 @@ import http
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from palfrey.http.head import ParseError
 from palfrey.logging import format_target
-from palfrey.middleware.proxy_headers import ProxyHeaders, TrustedHosts
+from palfrey.middleware.proxy_headers import TrustedHosts
+
+if TYPE_CHECKING:
+    from palfrey.server.state import ProxyRules
 
 _PHRASES = {status.value: status.phrase for status in http.HTTPStatus}
 
@@ -143,7 +146,7 @@ class SecureSchemeHeaders:
 
     __slots__ = ("_headers", "_inner", "_trusted")
 
-    def __init__(self, headers: Mapping[str, str], trusted: TrustedHosts, inner: ProxyHeaders | None) -> None:
+    def __init__(self, headers: Mapping[str, str], trusted: TrustedHosts, inner: ProxyRules | None) -> None:
         self._headers = {
             name.strip().lower().encode("latin-1"): value.encode("latin-1")
             for name, value in headers.items()
@@ -154,8 +157,8 @@ class SecureSchemeHeaders:
 
     @classmethod
     def wrap(
-        cls, headers: Mapping[str, str] | None, trusted_spec: str, inner: ProxyHeaders | None
-    ) -> ProxyHeaders | SecureSchemeHeaders | None:
+        cls, headers: Mapping[str, str] | None, trusted_spec: str, inner: ProxyRules | None
+    ) -> ProxyRules | None:
         """`inner` unchanged when no header beyond X-Forwarded-Proto is configured (no extra work)."""
         headers = headers or {}
         if all(name.strip().lower() == "x-forwarded-proto" for name in headers):

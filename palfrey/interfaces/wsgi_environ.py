@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -36,7 +36,7 @@ def _environ_key(name: bytes) -> str | None:
     return key
 
 
-def build_environ(scope: dict[str, Any], base: dict[str, Any], stream: InputStream) -> dict[str, Any]:
+def build_environ(scope: Mapping[str, Any], base: dict[str, Any], stream: InputStream) -> dict[str, Any]:
     """The environ for one request; `base` holds the per-server constant entries."""
     environ = base.copy()
     root_path: str = scope.get("root_path", "")
@@ -163,7 +163,7 @@ class InputStream:
         return self._take(end)
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
-        lines = []
+        lines: list[bytes] = []
         total = 0
         while True:
             line = self.readline()

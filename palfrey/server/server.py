@@ -186,6 +186,7 @@ class Server:
         if self.on_started is not None:
             self.on_started()
 
+        assert self._exit is not None  # set by serve() before it calls this
         await self._exit.wait()
         await self._shutdown(lifespan)
         return EXIT_OK
@@ -310,7 +311,7 @@ class Server:
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         if threading.current_thread() is not threading.main_thread():
             return []
-        installed = []
+        installed: list[int] = []
         for sig in _HANDLED_SIGNALS:
             try:
                 loop.add_signal_handler(sig, self.handle_signal, sig)

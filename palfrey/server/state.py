@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from palfrey.config import Config
 from palfrey.http.parsers import H11Parser, HttptoolsParser, Limits
@@ -18,6 +18,26 @@ from palfrey.websocket.settings import websocket_settings
 
 if TYPE_CHECKING:
     from palfrey.metrics.counters import Recorder
+
+
+class AccessLogger(Protocol):
+    """What the protocols call once per response: palfrey's AccessLog or gunicorn's adapter."""
+
+    def log(
+        self,
+        scope: Mapping[str, Any],
+        status: int,
+        response_headers: Sequence[tuple[bytes, bytes]],
+        response_bytes: int,
+        duration_ns: int,
+    ) -> None: ...
+
+
+class ProxyRules(Protocol):
+    """Rewrites a scope's client/scheme from trusted proxy headers: palfrey's ProxyHeaders, or
+    gunicorn's secure_scheme_headers wrapped around them."""
+
+    def apply(self, scope: Any) -> None: ...
 
 
 class ServerState:
@@ -57,9 +77,13 @@ class ServerState:
         self.ws = websocket_settings(config)
         self.restarting = False  # set by a draining worker: WebSockets close with 1012, not 1001
         self.h11_max_incomplete_event_size = config.h11_max_incomplete_event_size
-        self.proxy = ProxyHeaders(TrustedHosts(config.forwarded_allow_ips)) if config.proxy_headers else None
+        self.proxy: ProxyRules | None = (
+            ProxyHeaders(TrustedHosts(config.forwarded_allow_ips)) if config.proxy_headers else None
+        )
         access_log = AccessLog(config.access_log_format) if config.access_log else None
-        self.access_log = access_log if access_log is not None and access_log.enabled else None
+        self.access_log: AccessLogger | None = (
+            access_log if access_log is not None and access_log.enabled else None
+        )
         # Request tasks start from a copy of this: the server's context at startup, or an empty one
         # with --reset-contextvars (then nothing set outside the request is visible inside it).
         self.context = contextvars.Context() if config.reset_contextvars else contextvars.copy_context()
@@ -69,7 +93,7 @@ class ServerState:
         custom_names = {name.strip().lower() for name, _ in custom}
         if "server" in custom_names:
             server_lines = []
-        self._server_bytes = header_lines(server_lines)  # type: ignore[arg-type]
+        self._server_bytes = header_lines(server_lines)
         self._custom_bytes = header_lines(custom)  # type: ignore[arg-type]
         self._date_enabled = config.date_header and "date" not in custom_names
         self._date = b""
