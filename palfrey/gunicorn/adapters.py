@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from palfrey.http.head import ParseError
+from palfrey.interfaces.wsgi_environ import cgi_environ
 from palfrey.logging import format_target
 from palfrey.middleware.proxy_headers import TrustedHosts
 
@@ -53,36 +54,10 @@ def _text(value: bytes) -> str:
 
 
 def wsgi_environ(scope: Mapping[str, Any]) -> dict[str, Any]:
-    """The CGI variables gunicorn's atoms read (`r`, `m`, `U`, `q`, `H`, `h`, `f`, `a`, `u`, `{..}e`)."""
-    root_path = scope.get("root_path", "")
-    path = scope.get("path", "/")
-    if root_path and path.startswith(root_path):
-        path = path[len(root_path) :]
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": scope.get("method", "GET"),
-        "RAW_URI": format_target(scope),
-        "SCRIPT_NAME": root_path,
-        "PATH_INFO": path,
-        "QUERY_STRING": _text(scope.get("query_string", b"")),
-        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
-        "wsgi.url_scheme": scope.get("scheme", "http"),
-    }
-    client = scope.get("client")
-    if client:
-        environ["REMOTE_ADDR"] = client[0]
-        environ["REMOTE_PORT"] = str(client[1])
-    server = scope.get("server")
-    if server:
-        environ["SERVER_NAME"] = str(server[0])
-        environ["SERVER_PORT"] = str(server[1]) if len(server) > 1 and server[1] is not None else ""
-    for name, value in scope.get("headers", ()):
-        key = _text(name).upper().replace("-", "_")
-        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
-            environ[key] = _text(value)
-            continue
-        key = "HTTP_" + key
-        text = _text(value)
-        environ[key] = f"{environ[key]},{text}" if key in environ else text
+    """The CGI variables gunicorn's atoms read (`r`, `m`, `U`, `q`, `H`, `h`, `f`, `a`, `u`, `{..}e`):
+    the environ a WSGI app would get (one builder, `cgi_environ`), plus gunicorn's `RAW_URI`."""
+    environ = cgi_environ(scope)
+    environ["RAW_URI"] = format_target(scope)
     return environ
 
 
