@@ -9,21 +9,19 @@ gunicorn's `secure_scheme_headers` on top of it.
 
 from __future__ import annotations
 
-import http
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from palfrey.http.head import ParseError
+from palfrey.http.response import status_text
 from palfrey.interfaces.wsgi_environ import cgi_environ
 from palfrey.logging import format_target
 from palfrey.middleware.proxy_headers import TrustedHosts
 
 if TYPE_CHECKING:
     from palfrey.server.state import ProxyRules
-
-_PHRASES = {status.value: status.phrase for status in http.HTTPStatus}
 
 
 class _Request:
@@ -41,8 +39,7 @@ class _Response:
     __slots__ = ("headers", "response_length", "sent", "status", "status_code")
 
     def __init__(self, status: int, headers: list[tuple[str, str]], sent: int) -> None:
-        phrase = _PHRASES.get(status)
-        self.status = f"{status} {phrase}" if phrase else str(status)
+        self.status = status_text(status)
         self.status_code = status
         self.headers = headers
         self.sent = sent

@@ -23,6 +23,7 @@ from typing import Any
 
 from palfrey.addresses import parse_bind
 from palfrey.errors import ConfigError
+from palfrey.http.response import status_text
 
 logger = logging.getLogger("palfrey.error")
 
@@ -72,9 +73,8 @@ def route(head: bytes) -> tuple[int, bool]:
 
 
 def response(status: int, body: bytes, content_type: str, head_only: bool = False) -> bytes:
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}.get(status, "")
     head = (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+        f"HTTP/1.1 {status_text(status)}\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode("latin-1")
     return head if head_only else head + body
