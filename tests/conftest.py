@@ -6,15 +6,13 @@ here (fixtures) or in tests/support.py (plain helpers and the raw clients).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.support import HTTP_APP, PARSERS, ServerProcess, run_server
-
-ServerFactory = Callable[..., ServerProcess]
+from tests.support import HTTP_APP, PARSERS, ServerFactory, ServerProcess, run_server
 
 
 @pytest.fixture

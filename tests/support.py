@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +84,9 @@ class ServerProcess:
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
+
+
+ServerFactory = Callable[..., ServerProcess]  # the type of conftest's `serve` fixture
 
 
 def palfrey_command(*args: str) -> list[str]:
