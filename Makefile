@@ -35,6 +35,7 @@ format: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m palfrey.settings_doc > docs/settings.md
+	$(BIN)/python -m palfrey.settings_doc --config-annotations
 
 # --- bench: benchmarks/README.md -------------------------------------------------------------
 # Peers (uvicorn, granian, hypercorn, gunicorn, ...) live in their own venv so they never become

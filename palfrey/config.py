@@ -81,8 +81,8 @@ class Config:
     app: AppType
     _values: Mapping[str, Any]
     # One typed attribute per setting, in table order: `Option.annotation` of each entry in
-    # palfrey.options.OPTIONS (tests/test_config.py checks they match). The values live in
-    # `_values` and are read through `__getattr__`; these lines only tell type checkers their types.
+    # palfrey.options.OPTIONS, written by `make docs` (tests/test_config.py checks they match). The
+    # values live in `_values` and are read through `__getattr__`; these lines only type them.
     # --- settings: begin ---
     host: str
     port: int

@@ -157,12 +157,12 @@ def test_replace_does_not_reload_the_env_file(tmp_path: Path, monkeypatch: pytes
 
 
 def test_config_attributes_are_typed_from_the_table() -> None:
-    """`Config`'s annotation block is `Option.annotation` for every option, in table order; the
-    failure prints the block to paste into palfrey/config.py."""
+    """`Config`'s annotation block is `Option.annotation` for every option, in table order."""
     annotations = {k: v for k, v in Config.__annotations__.items() if k not in ("app", "_values")}
     expected = {option.name: option.annotation for option in OPTIONS}
-    block = "".join(f"    {name}: {annotation}\n" for name, annotation in expected.items())
-    assert list(annotations.items()) == list(expected.items()), "paste into Config:\n" + block
+    assert list(annotations.items()) == list(expected.items()), (
+        "Config's annotations are stale: run `make docs`"
+    )
 
 
 def test_missing_env_file(tmp_path: Path) -> None:
