@@ -244,57 +244,17 @@ def read_until_close(sock: socket.socket, timeout: float = 5.0) -> bytes:
 
 
 def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-    """Read one HTTP response (Content-Length or chunked, or until close) from `sock`.
+    """Read one HTTP response (Content-Length or chunked, or until close) from `sock`, with `Conn`:
+    (status, headers with repeated names joined by ", ", body). A 1xx is returned as it is.
 
-    Bytes past that response in the same recv are dropped: for pipelined responses read the
-    whole stream instead (e.g. `raw_request` with `Connection: close` on the last request).
+    Bytes past that response are dropped: for pipelined responses use one `Conn.over(sock)` for all
+    of them, or read the whole stream (e.g. `raw_request` with `Connection: close` on the last request).
     """
-    sock.settimeout(timeout)
-    buffer = b""
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"closed before a full response head: {buffer!r}")
-        buffer += chunk
-    head, _, rest = buffer.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ")[1])
+    response = Conn.over(sock, timeout).read_response(final=False)
     headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        key = name.strip().lower()
-        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    if status < 200 or status in (204, 304):
-        return status, headers, b""
-    if "content-length" in headers:
-        length = int(headers["content-length"])
-        while len(rest) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
-        return status, headers, rest[:length]
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        body = b""
-        while True:
-            while b"\r\n" not in rest:
-                rest += sock.recv(65536)
-            size_line, _, rest = rest.partition(b"\r\n")
-            size = int(size_line.split(b";")[0], 16)
-            while len(rest) < size + 2:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed inside a chunk")
-                rest += chunk
-            body += rest[:size]
-            rest = rest[size + 2 :]
-            if size == 0:
-                return status, headers, body
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return status, headers, rest
-        rest += chunk
+    for key, value in response.headers:
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return response.status, headers, response.body
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -326,17 +286,35 @@ class Response:
 
 
 class Conn:
-    """One client connection over a raw socket."""
+    """One client connection over a raw socket: the one raw HTTP/1.1 client of the tests.
 
-    def __init__(self, port: int, timeout: float = TIMEOUT, rcvbuf: int | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:  # before connect, so the TCP window never grows past it
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(timeout)
-        self.sock.connect(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    `Conn(port)` connects to 127.0.0.1; `Conn.over(sock)` reads from a socket the test opened itself
+    (a unix socket, a TLS socket, one with options set before connecting)."""
+
+    def __init__(
+        self,
+        port: int,
+        timeout: float = TIMEOUT,
+        rcvbuf: int | None = None,
+        *,
+        sock: socket.socket | None = None,
+    ) -> None:
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            if rcvbuf is not None:  # before connect, so the TCP window never grows past it
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect(("127.0.0.1", port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        else:
+            sock.settimeout(timeout)
+        self.sock = sock
         self.buffer = bytearray()
         self.timeout = timeout
+
+    @classmethod
+    def over(cls, sock: socket.socket, timeout: float = TIMEOUT) -> Conn:
+        return cls(0, timeout, sock=sock)
 
     def __enter__(self) -> Conn:
         return self
@@ -395,15 +373,16 @@ class Conn:
             headers.append((name.lower(), value.strip()))
         return int(code), headers
 
-    def read_response(self, head: bool = False) -> Response:
-        """The next final response (1xx are recorded in `interim`). `head`: a response to HEAD."""
+    def read_response(self, head: bool = False, final: bool = True) -> Response:
+        """The next final response (1xx are recorded in `interim`). `head`: a response to HEAD.
+        `final=False`: the next response, a 1xx included."""
         interim = []
         status, headers = self.read_head()
-        while 100 <= status < 200:
+        while final and 100 <= status < 200:
             interim.append(status)
             status, headers = self.read_head()
         response = Response(status, headers, interim=interim)
-        if head or status in (204, 304):
+        if head or status < 200 or status in (204, 304):
             return response
         if response.header("transfer-encoding") == "chunked":
             body = bytearray()
