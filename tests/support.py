@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -117,6 +118,17 @@ def spawn_command(
         pass_fds=pass_fds,
     )
     return ServerProcess(proc)
+
+
+def spawn_script(code: str) -> ServerProcess:
+    """Run a Python snippet (dedented) with the test environment: palfrey used as a library."""
+    return spawn_command([sys.executable, "-c", textwrap.dedent(code)])
+
+
+def wait_ready(process: ServerProcess, timeout: float = 10.0) -> str:
+    """The URL of a process once it logs that it is running on 127.0.0.1."""
+    port = process.wait_for_line(r"Palfrey running on http://127\.0\.0\.1:(\d+)", timeout).group(1)
+    return f"http://127.0.0.1:{port}"
 
 
 def spawn(*args: str, env: dict[str, str] | None = None, cwd: str | Path | None = None) -> ServerProcess:
