@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck format docs bench clean
+.PHONY: install run test lint format docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # mypy with the [tool.mypy] settings of pyproject.toml (strict, palfrey/ only).
+.PHONY: typecheck
 typecheck: $(STAMP)
 	$(BIN)/mypy
 

@@ -21,7 +21,7 @@ from palfrey.logging import format_target
 from palfrey.middleware.proxy_headers import TrustedHosts
 
 if TYPE_CHECKING:
-    from palfrey.server.state import ProxyRules
+    from palfrey.server.hooks import ProxyRules
 
 
 class _Request:

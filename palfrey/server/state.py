@@ -8,40 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from palfrey.config import Config
 from palfrey.http.parsers import H11Parser, HttptoolsParser, Limits
 from palfrey.http.response import date_line, header_lines
+from palfrey.server.hooks import AccessLogger, ProxyRules
 from palfrey.websocket.settings import websocket_settings
 
 if TYPE_CHECKING:
     from palfrey.metrics.counters import Recorder
 
 
-class AccessLogger(Protocol):
-    """What the protocols call once per response: palfrey's AccessLog or gunicorn's adapter."""
-
-    def log(
-        self,
-        scope: Mapping[str, Any],
-        status: int,
-        response_headers: Sequence[tuple[bytes, bytes]],
-        response_bytes: int,
-        duration_ns: int,
-    ) -> None: ...
-
-
-class ProxyRules(Protocol):
-    """Rewrites a scope's client/scheme from trusted proxy headers: palfrey's ProxyHeaders, or
-    gunicorn's secure_scheme_headers wrapped around them."""
-
-    def apply(self, scope: Any) -> None: ...
-
-
 class ServerState:
     """Shared, mostly read-only state for one process's connections."""
+
+    # Set here from the Config; the Gunicorn worker replaces both with its own (`prepare_state`).
+    proxy: ProxyRules | None
+    access_log: AccessLogger | None
 
     def __init__(self, config: Config, app: Callable[..., Any], loop: asyncio.AbstractEventLoop) -> None:
         from palfrey.logging import AccessLog
@@ -77,13 +62,9 @@ class ServerState:
         self.ws = websocket_settings(config)
         self.restarting = False  # set by a draining worker: WebSockets close with 1012, not 1001
         self.h11_max_incomplete_event_size = config.h11_max_incomplete_event_size
-        self.proxy: ProxyRules | None = (
-            ProxyHeaders(TrustedHosts(config.forwarded_allow_ips)) if config.proxy_headers else None
-        )
+        self.proxy = ProxyHeaders(TrustedHosts(config.forwarded_allow_ips)) if config.proxy_headers else None
         access_log = AccessLog(config.access_log_format) if config.access_log else None
-        self.access_log: AccessLogger | None = (
-            access_log if access_log is not None and access_log.enabled else None
-        )
+        self.access_log = access_log if access_log is not None and access_log.enabled else None
         # Request tasks start from a copy of this: the server's context at startup, or an empty one
         # with --reset-contextvars (then nothing set outside the request is visible inside it).
         self.context = contextvars.Context() if config.reset_contextvars else contextvars.copy_context()
