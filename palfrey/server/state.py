@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 from palfrey.config import Config
 from palfrey.http.parsers import H11Parser, HttptoolsParser, Limits
 from palfrey.http.response import date_line, header_lines
-from palfrey.server.hooks import AccessLogger, ProxyRules
 from palfrey.websocket.settings import websocket_settings
 
 if TYPE_CHECKING:
     from palfrey.metrics.counters import Recorder
+    from palfrey.server.hooks import AccessLogger, ProxyRules
 
 
 class ServerState:
