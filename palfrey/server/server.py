@@ -21,8 +21,9 @@ from collections.abc import Callable
 from typing import Any
 
 from palfrey.config import Config, ConfigError
+from palfrey.errors import EXIT_BAD_SETTINGS, EXIT_BOOT, EXIT_CONFIG, EXIT_OK
 from palfrey.http.protocol import HttpProtocol
-from palfrey.importer import AppLoadError, detect_interface, load_app
+from palfrey.importer import AppLoadError, detect_interface, load_app, log_app_load_error
 from palfrey.interfaces.asgi2 import ASGI2Middleware
 from palfrey.lifespan import Lifespan
 from palfrey.server.sockets import bind_sockets, describe
@@ -30,8 +31,18 @@ from palfrey.server.state import ServerState
 
 logger = logging.getLogger("palfrey.error")
 
+# The exit codes live in palfrey.errors; re-exported here, where callers have always found them.
+__all__ = [
+    "EXIT_BAD_SETTINGS",
+    "EXIT_BOOT",
+    "EXIT_CONFIG",
+    "EXIT_OK",
+    "Server",
+    "load_asgi_app",
+    "new_event_loop",
+]
+
 TICK = 0.25
-EXIT_OK, EXIT_CONFIG, EXIT_BOOT = 0, 1, 3
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 
 
@@ -139,10 +150,7 @@ class Server:
         try:
             app = load_asgi_app(config)
         except AppLoadError as exc:
-            if exc.show_traceback and exc.__cause__ is not None:
-                logger.error("%s", exc, exc_info=exc.__cause__)
-            else:
-                logger.error("%s", exc)
+            log_app_load_error(logger, exc)
             return EXIT_BOOT
         state = self.state = ServerState(config, app, loop)
         if self.prepare_state is not None:
@@ -178,6 +186,7 @@ class Server:
         if self.on_started is not None:
             self.on_started()
 
+        assert self._exit is not None  # set by serve() before it calls this
         await self._exit.wait()
         await self._shutdown(lifespan)
         return EXIT_OK
@@ -302,7 +311,7 @@ class Server:
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         if threading.current_thread() is not threading.main_thread():
             return []
-        installed = []
+        installed: list[int] = []
         for sig in _HANDLED_SIGNALS:
             try:
                 loop.add_signal_handler(sig, self.handle_signal, sig)

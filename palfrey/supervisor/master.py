@@ -22,7 +22,7 @@ import threading
 import time
 
 from palfrey.config import Config, ConfigError
-from palfrey.importer import AppLoadError, load_app
+from palfrey.importer import AppLoadError, load_app, log_app_load_error
 from palfrey.metrics.supervisor import MasterMetrics, NullMetrics, master_metrics
 from palfrey.server.server import EXIT_BOOT
 from palfrey.server.sockets import bind_sockets, describe
@@ -137,10 +137,7 @@ class Master:
         try:
             app = load_app(config.app, app_dir=config.app_dir, factory=config.factory)
         except AppLoadError as exc:
-            if exc.show_traceback and exc.__cause__ is not None:
-                logger.error("%s", exc, exc_info=exc.__cause__)
-            else:
-                logger.error("%s", exc)
+            log_app_load_error(logger, exc)
             logger.error("The app could not be preloaded; stopping (exit code %d).", EXIT_BOOT)
             return False
         # The raw app: each worker still wraps it (ASGI 2, WSGI thread pool) in its own process.
