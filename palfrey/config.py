@@ -135,6 +135,9 @@ class Config:
     timeout_graceful_shutdown: float | None
     timeout_worker_healthcheck: float | None
     timeout_worker_boot: float
+    limit_request_body_rate: int
+    limit_request_body_rate_grace: float
+    timeout_send: float
     ssl_keyfile: str | None
     ssl_certfile: str | None
     ssl_keyfile_password: str | None
