@@ -4,15 +4,18 @@ The master has no threads and no event loop, so `os.fork()` is safe. Its loop is
 over the workers' control channels, the signal wake-up pipe and the reloader's pipe, with a timeout
 that is the next deadline (a ping, a boot or kill deadline): it never sleeps to poll.
 
-Recycling is replacement-first: a worker that asks to be recycled (or is outdated after HUP or a
-file change) keeps serving while its replacement boots; only when the replacement is ready is the old
-one told to drain, and at most one worker drains at a time, so capacity never drops below --workers.
+What to spawn, drain or kill is decided by the pure `policy.plan()` (see policy.py for the rules):
+a worker at its limit is replaced at once and takes no new work meanwhile; HUP and --reload roll
+workers over replacement first. Workers that die at runtime are always replaced (with a growing
+delay if they keep dying young, `policy.Backoff`); only workers that cannot boot stop the master.
+Once a shutdown has begun, by any signal path, a worker's exit is expected and never replaced.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import selectors
@@ -27,9 +30,19 @@ from palfrey.metrics.supervisor import MasterMetrics, NullMetrics, master_metric
 from palfrey.server.server import EXIT_BOOT
 from palfrey.server.sockets import bind_sockets, describe
 from palfrey.supervisor import DEFAULT_HEALTHCHECK_TIMEOUT
-from palfrey.supervisor.channel import PONG, READY, RECYCLE, STATS, Channel
-from palfrey.supervisor.health import BOOTING, DRAINING, INF, STOPPING, CrashWindow, HealthCheck, WorkerHandle
-from palfrey.supervisor.health import READY as S_READY
+from palfrey.supervisor.channel import (
+    MSG_BOOT_ERROR,
+    MSG_MEMORY_FLOOR,
+    MSG_PONG,
+    MSG_READY,
+    MSG_RECYCLE,
+    MSG_SIGNALLED,
+    MSG_STATS,
+    Channel,
+)
+from palfrey.supervisor.handle import BOOTING, DRAINING, READY, STOPPING, WorkerHandle
+from palfrey.supervisor.health import INF, CrashWindow, HealthCheck
+from palfrey.supervisor.policy import Backoff, plan
 from palfrey.supervisor.process import (
     MASTER_SIGNALS,
     describe_status,
@@ -43,16 +56,20 @@ from palfrey.supervisor.process import (
 from palfrey.supervisor.reload import Reloader
 from palfrey.supervisor.reuseport import reserve_sockets
 from palfrey.supervisor.signals import SignalPipe
-from palfrey.supervisor.worker import run_worker
+from palfrey.supervisor.worker import DUMP_SIGNAL, run_worker
 
 logger = logging.getLogger("palfrey.error")
 
 KILL_GRACE = 2.0  # SIGTERM, then SIGKILL after this long, for a hung worker
 STOP_MARGIN = 2.0  # beyond --timeout-graceful-shutdown, for the worker's own lifespan shutdown
 QUIT_GRACE = 1.0  # immediate stop: SIGQUIT, then SIGKILL after this long
-CRASH_WINDOW = 30.0  # this many seconds ...
-CRASH_LIMIT = 5  # ... and this many unexpected worker deaths in them stop the master
-_HINTS = {signal.SIGKILL: " (the OOM killer?)", signal.SIGSEGV: " (segmentation fault)"}
+BOOT_WINDOW = 30.0  # this many seconds ...
+BOOT_LIMIT = 5  # ... and this many workers dying before they were ever ready stop the master
+# A worker stopped by TERM/INT/QUIT from outside: if the signal went to the whole group, the master's
+# own copy is on its way; wait this long for it before forking a replacement.
+OUTSIDE_STOP_GRACE = 0.5
+_HINTS = {signal.SIGKILL: " (killed by SIGKILL — out of memory?)", signal.SIGSEGV: " (segmentation fault)"}
+_OUTSIDE_STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
 
 class Master:
@@ -72,7 +89,9 @@ class Master:
         self.stopping: str | None = None  # "graceful" or "immediate"
         self.stop_deadline = INF
         self.exit_code = 0
-        self.crashes = CrashWindow(CRASH_WINDOW)
+        self.boot_deaths = CrashWindow(BOOT_WINDOW)  # workers that died before they were ever ready
+        self.backoff = Backoff()  # the delay before replacing workers that keep dying young
+        self.boot_error_logged = False  # each worker sends its import error; the first one is logged
         self.all_ready = False
         self.restarting = False  # a HUP / reload rollout is under way
         self.restart_kind = "hup"  # why the rollout under way replaces workers: "hup" or "reload"
@@ -234,7 +253,7 @@ class Master:
                     os.kill(handle.pid, sig)
 
     def restart_all(self, reason: str, kind: str = "hup") -> None:
-        """HUP and --reload: every worker is rolled over, one at a time, replacement first."""
+        """HUP and --reload: every worker is rolled over, replacement first (see policy.plan)."""
         self.restart_kind = kind
         if self.config.env_file:
             reload_env_file(self.config.env_file)
@@ -246,7 +265,7 @@ class Master:
                 "%s: restarting workers; with --preload they keep the code the master loaded", reason
             )
         else:
-            logger.info("%s: restarting all workers, one at a time", reason)
+            logger.info("%s: restarting all workers, replacement first", reason)
 
     def fail(self, message: str) -> None:
         """Stop everything with exit code 3: booting in a loop would only repeat the same failure."""
@@ -299,17 +318,28 @@ class Master:
     def _on_channel(self, handle: WorkerHandle) -> None:
         for message in handle.channel.receive():
             verb, _, argument = message.partition(" ")
-            if verb == PONG:
+            if verb == MSG_PONG:
                 self.metrics.pong(handle, time.monotonic())
                 handle.ping_sent = None
-            elif verb == STATS:
+            elif verb == MSG_STATS:
                 self.metrics.stats(handle, argument)
-            elif verb == READY:
+            elif verb == MSG_READY:
                 self._ready(handle)
-            elif verb == RECYCLE and handle.recycle_reason is None and handle.state == S_READY:
-                handle.recycle_kind, _, handle.recycle_reason = argument.partition(" ")
-                logger.info(
-                    "Worker (pid %d) %s: recycling it (replacement first)", handle.pid, handle.recycle_reason
+            elif verb == MSG_RECYCLE and handle.recycle_reason is None and handle.state == READY:
+                self._recycle(handle, argument)
+            elif verb == MSG_SIGNALLED:
+                handle.signalled = argument
+            elif verb == MSG_BOOT_ERROR:
+                self._boot_error(handle, argument)
+            elif verb == MSG_MEMORY_FLOOR:
+                rss, _, limit = argument.partition(" ")
+                logger.error(
+                    "Worker (pid %d) uses %s MiB right after booting, above --limit-max-memory %s MiB: "
+                    "recycling it would start another worker just as big, in a loop, so the memory limit "
+                    "is off for this worker. Raise the limit above a fresh worker's size.",
+                    handle.pid,
+                    rss,
+                    limit,
                 )
         if handle.channel.closed:
             self._forget_channel(handle)
@@ -323,39 +353,81 @@ class Master:
         if handle.state != BOOTING:
             return
         now = time.monotonic()
-        handle.state = S_READY
+        handle.state = READY
         handle.ready_at = now
         logger.info("Worker (pid %d) ready (booted in %.2fs)", handle.pid, now - handle.started)
-        old = handle.replaces
-        handle.replaces = None
-        if old is not None:
-            old.replaced_by = None
-            if old.pid in self.workers and old.state == S_READY:
-                why = old.recycle_reason or "rolling restart"
-                self.metrics.restart((old.recycle_reason and old.recycle_kind) or self.restart_kind)
-                self.drain(old, f"worker (pid {handle.pid}) took over ({why})", now)
+
+    def _recycle(self, handle: WorkerHandle, argument: str) -> None:
+        """The worker reached a limit: it takes no new work from now on; the policy replaces it at once."""
+        handle.recycle_kind, _, handle.recycle_reason = argument.partition(" ")
+        self.metrics.restart(handle.recycle_kind)
+        if self.config.reuse_port:  # its own listener stays open until the replacement is ready
+            logger.info(
+                "Worker (pid %d) %s: recycling it (replacement first)", handle.pid, handle.recycle_reason
+            )
+            return
+        logger.info(
+            "Worker (pid %d) %s: recycling it (it stopped accepting; its replacement starts now)",
+            handle.pid,
+            handle.recycle_reason,
+        )
+        self._draining(handle, time.monotonic())
+
+    def _boot_error(self, handle: WorkerHandle, argument: str) -> None:
+        """Every worker fails the same way at import: log the first one's error, not one per worker."""
+        if self.boot_error_logged:
+            logger.debug("Worker (pid %d) cannot load the app either", handle.pid)
+            return
+        self.boot_error_logged = True
+        try:
+            text = json.loads(argument)
+        except ValueError:
+            text = argument
+        logger.error("%s", text)
 
     def drain(self, handle: WorkerHandle, reason: str, now: float) -> None:
         """Stop accepting, finish in-flight requests (Connection: close), lifespan shutdown, exit."""
         logger.info("Worker (pid %d) draining: %s", handle.pid, reason)
-        handle.state = DRAINING
-        handle.exit_expected = True
-        grace = self.config.timeout_graceful_shutdown
-        handle.kill_at = None if grace is None else now + grace + STOP_MARGIN
+        self._draining(handle, now)
         if not handle.channel.send("drain"):
             with contextlib.suppress(OSError):
                 os.kill(handle.pid, signal.SIGTERM)
 
-    def kill(self, handle: WorkerHandle, reason: str, now: float) -> None:
-        logger.error(
-            "Worker (pid %d) %s; killing it (SIGTERM, then SIGKILL after %gs)", handle.pid, reason, KILL_GRACE
-        )
+    def _draining(self, handle: WorkerHandle, now: float) -> None:
+        handle.state = DRAINING
+        handle.exit_expected = True
+        grace = self.config.timeout_graceful_shutdown
+        handle.kill_at = None if grace is None else now + grace + STOP_MARGIN
+
+    def kill(self, handle: WorkerHandle, reason: str, now: float, how: str = "term") -> None:
+        """SIGTERM, then SIGKILL if it lingers. `how`: "dump" first asks a hung worker for its stacks
+        (SIGUSR2: faulthandler, which works while the loop is blocked); "kill" is for a stopped
+        process (SIGSTOP), which can act on nothing but SIGKILL.
+        """
         handle.state = STOPPING
         handle.exit_expected = True
         handle.ping_sent = None
-        handle.kill_at = now + KILL_GRACE
         self._unlink(handle)
+        if how == "kill":
+            logger.error(
+                "Worker (pid %d) %s; killing it (SIGKILL: it cannot act on SIGTERM)", handle.pid, reason
+            )
+            handle.kill_at = None
+            with contextlib.suppress(OSError):
+                os.kill(handle.pid, signal.SIGKILL)
+            return
+        dump = " (its stacks are dumped below)" if how == "dump" else ""
+        logger.error(
+            "Worker (pid %d) %s; killing it%s (SIGTERM, then SIGKILL after %gs)",
+            handle.pid,
+            reason,
+            dump,
+            KILL_GRACE,
+        )
+        handle.kill_at = now + KILL_GRACE
         with contextlib.suppress(OSError):
+            if how == "dump":
+                os.kill(handle.pid, DUMP_SIGNAL)  # delivered before TERM (lower number), dumped at once
             os.kill(handle.pid, signal.SIGTERM)
 
     def _unlink(self, handle: WorkerHandle) -> None:
@@ -387,19 +459,66 @@ class Master:
         if handle is None:
             logger.debug("Reaped child process %d (%s)", pid, text)
             return
+        if not (handle.exit_expected or self.stopping) and self.signals.read_fd >= 0:
+            # A signal to the whole group reaches the workers and the master at once; the worker may
+            # exit before the master's loop has read its own copy. Read it now, before judging.
+            self._on_signals()
         self.metrics.exited(handle)  # its final snapshot, if it sent one, joins the totals
         self._forget_channel(handle)
         old = handle.replaces
         self._unlink(handle)
+        now = time.monotonic()
         if handle.exit_expected or self.stopping:
             logger.info("Worker (pid %d) exited (%s)", pid, text)
         elif handle.state == BOOTING and code == EXIT_BOOT:
             self._boot_failed(handle, old)
+        elif handle.signalled is not None or code == 0 or sig in _OUTSIDE_STOPS:
+            # Stopped by someone else (an operator's kill, or a group signal whose copy has not reached
+            # the master yet): not a crash. Replaced after a short grace, unless the master stops too.
+            why = f"got {handle.signalled}" if handle.signalled else text
+            logger.warning(
+                "Worker (pid %d) stopped (%s), not asked to by the master; replacing it in %gs "
+                "unless the master is stopping too",
+                pid,
+                why,
+                OUTSIDE_STOP_GRACE,
+            )
+            self.metrics.restart("stopped")
+            self.backoff.not_before = max(self.backoff.not_before, now + OUTSIDE_STOP_GRACE)
         else:
-            hint = _HINTS.get(sig, "") if sig is not None else ""
-            logger.error("Worker (pid %d) died unexpectedly (%s%s); replacing it", pid, text, hint)
-            self.metrics.restart("crash")
-            self._crashed(time.monotonic())
+            self._crashed(handle, code, sig, text, now)
+
+    def _crashed(
+        self, handle: WorkerHandle, code: int | None, sig: int | None, text: str, now: float
+    ) -> None:
+        """Died at runtime: always replaced, later and later if workers keep dying young."""
+        hint = _HINTS.get(sig, "") if sig is not None else ""
+        self.metrics.restart(
+            "crash-sigkill" if sig == signal.SIGKILL else "crash-signal" if sig else "crash-exit"
+        )
+        if handle.ready_at is None:
+            logger.error("Worker (pid %d) died while booting (%s%s); replacing it", handle.pid, text, hint)
+            self._boot_death(now)
+            return
+        delay = self.backoff.died(now - handle.ready_at, now)
+        when = "" if delay == 0 else f" in {delay:.1f}s (workers keep dying soon after becoming ready)"
+        logger.error(
+            "Worker (pid %d) died unexpectedly (%s%s) after %.1fs; replacing it%s",
+            handle.pid,
+            text,
+            hint,
+            now - handle.ready_at,
+            when,
+        )
+
+    def _boot_death(self, now: float) -> None:
+        """A worker died (or was killed) before it was ever ready: in a loop, that stops the master."""
+        count = self.boot_deaths.record(now)
+        if count >= max(BOOT_LIMIT, 2 * self.target):
+            self.fail(
+                f"Workers died {count} times within {BOOT_WINDOW:g}s while booting; stopping the master "
+                "instead of booting them in a loop."
+            )
 
     def _boot_failed(self, handle: WorkerHandle, old: WorkerHandle | None) -> None:
         if self.config.reload:
@@ -407,7 +526,7 @@ class Master:
             self.waiting_for_change = True
             self._abort_rollout()
             return
-        if old is not None and old.pid in self.workers and old.state == S_READY:
+        if old is not None and old.pid in self.workers and old.state == READY:
             logger.error(
                 "Replacement worker (pid %d) failed to boot; worker (pid %d) keeps serving and the "
                 "restart is abandoned",
@@ -422,26 +541,20 @@ class Master:
         self.restarting = False
         for worker in self.workers.values():
             worker.generation = self.generation
-            worker.recycle_reason = None
-
-    def _crashed(self, now: float) -> None:
-        count = self.crashes.record(now)
-        if count >= max(CRASH_LIMIT, 2 * self.target):
-            self.fail(
-                f"Workers died {count} times within {CRASH_WINDOW:g}s; stopping the master "
-                "instead of respawning them in a loop."
-            )
+            if worker.state == READY:
+                worker.recycle_reason = None
 
     # The loop's housekeeping
 
     def _check_timers(self, now: float) -> None:
         workers = list(self.workers.values())
         if not self.stopping:
-            for handle, reason in self.health.overdue(workers, now):
-                if handle.state == BOOTING:
-                    self._crashed(now)
-                self.metrics.restart("boot-timeout" if handle.state == BOOTING else "healthcheck")
-                self.kill(handle, reason, now)
+            for handle, reason, stopped in self.health.overdue(workers, now):
+                booting = handle.state == BOOTING
+                self.metrics.restart("boot-timeout" if booting else "healthcheck")
+                self.kill(handle, reason, now, "kill" if stopped else "dump")
+                if booting:
+                    self._boot_death(now)
             self.health.ping_due(workers, now)
         for handle in workers:
             if handle.kill_at is not None and now >= handle.kill_at:
@@ -461,40 +574,29 @@ class Master:
 
     def _next_deadline(self) -> float:
         workers = list(self.workers.values())
-        return min(self.stop_deadline, self.health.next_deadline(workers), self.metrics.next_deadline())
+        wake = self.backoff.not_before if self.backoff.not_before > time.monotonic() else INF
+        return min(self.stop_deadline, self.health.next_deadline(workers), self.metrics.next_deadline(), wake)
 
     def _manage(self, now: float) -> None:
-        """Keep --workers serving, shrink after TTOU, roll outdated or recycled workers one at a time."""
+        """Carry out the policy's next actions (policy.plan), then log when every worker is ready."""
         if self.stopping or self.waiting_for_change:
             return
         workers = list(self.workers.values())
-        serving = [w for w in workers if w.serving]
-        for _ in range(self.target - len(serving)):
-            self.spawn(now)
-        draining = any(w.state == DRAINING for w in workers)
-        if len(serving) > self.target and not draining:
-            ready = [w for w in serving if w.state == S_READY]
-            if ready:
-                self.drain(ready[0], f"reducing to {self.target} worker(s)", now)
-            else:
-                self.kill(serving[-1], f"is not needed with {self.target} worker(s)", now)
-            draining = True
-        replacing = any(w.replaces is not None for w in workers)
-        if not draining and not replacing:
-            for worker in workers:
-                if (
-                    worker.serving
-                    and worker.state == S_READY
-                    and (worker.recycle_reason is not None or worker.generation < self.generation)
-                ):
-                    self.spawn(now, replaces=worker)
-                    break
+        actions = plan(workers, self.target, self.generation, now, self.backoff.not_before)
+        for old, reason in actions.drain:
+            if old.recycle_reason is None and old.replaced_by is not None:
+                self.metrics.restart(self.restart_kind)
+            self.drain(old, reason, now)
+        for handle, reason in actions.kill:
+            self.kill(handle, reason, now)
+        for replaces in actions.spawn:
+            self.spawn(now, replaces=replaces)
         self._log_all_ready()
 
     def _log_all_ready(self) -> None:
         workers = list(self.workers.values())
         serving = [w for w in workers if w.serving]
-        ready = len(serving) == self.target and all(w.state == S_READY for w in serving)
+        ready = len(serving) == self.target and all(w.state == READY for w in serving)
         pids = ", ".join(str(w.pid) for w in serving)
         if ready and not self.all_ready:
             logger.info("All %d workers ready (pids %s)", self.target, pids)
