@@ -11,6 +11,7 @@ message written only in part keeps its tail, sent before the next one, so lines 
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 
 # Message words (MSG_*), named apart from the master's worker states (handle.py) on purpose.
@@ -25,6 +26,8 @@ MSG_PING, MSG_PONG, MSG_READY, MSG_DRAIN, MSG_RECYCLE, MSG_STATS = (
 MSG_BOOT_ERROR = "boot-error"  # worker -> master: why it cannot boot (JSON text), logged once by the master
 MSG_SIGNALLED = "signalled"  # worker -> master: it got TERM/INT/QUIT from outside the master and is stopping
 MSG_MEMORY_FLOOR = "memory-floor"  # worker -> master: fresh RSS already over --limit-max-memory
+# Master -> hung worker, whose loop cannot read the channel: faulthandler prints every thread's stack.
+DUMP_SIGNAL = signal.SIGUSR2
 
 
 class Channel:

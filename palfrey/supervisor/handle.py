@@ -8,9 +8,17 @@ control channel are `channel.MSG_*`, so the two never share a name.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import signal
 from dataclasses import dataclass
 
-from palfrey.supervisor.channel import Channel
+from palfrey.supervisor.channel import DUMP_SIGNAL, MSG_DRAIN, Channel
+
+logger = logging.getLogger("palfrey.error")
+
+KILL_GRACE = 2.0  # SIGTERM, then SIGKILL after this long, for a hung worker
 
 BOOTING, READY, DRAINING, STOPPING = "booting", "ready", "draining", "stopping"
 
@@ -49,3 +57,59 @@ class WorkerHandle:
         while slot in taken:
             slot += 1
         return slot
+
+    # What the master does to this worker's process.
+
+    def drain(self, reason: str, kill_at: float | None) -> None:
+        """Stop accepting, finish in-flight requests (Connection: close), lifespan shutdown, exit."""
+        logger.info("Worker (pid %d) draining: %s", self.pid, reason)
+        self.draining(kill_at)
+        if not self.channel.send(MSG_DRAIN):
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGTERM)
+
+    def draining(self, kill_at: float | None) -> None:
+        """It takes no new work (told to drain, or it reached its limit); SIGKILL at `kill_at`."""
+        self.state = DRAINING
+        self.exit_expected = True
+        self.kill_at = kill_at
+
+    def kill(self, reason: str, now: float, how: str = "term") -> None:
+        """SIGTERM, then SIGKILL if it lingers. `how`: "dump" first asks a hung worker for its stacks
+        (SIGUSR2: faulthandler, which works while the loop is blocked); "kill" is for a stopped
+        process (SIGSTOP), which can act on nothing but SIGKILL.
+        """
+        self.state = STOPPING
+        self.exit_expected = True
+        self.ping_sent = None
+        self.unlink()
+        if how == "kill":
+            logger.error(
+                "Worker (pid %d) %s; killing it (SIGKILL: it cannot act on SIGTERM)", self.pid, reason
+            )
+            self.kill_at = None
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+            return
+        dump = " (its stacks are dumped below)" if how == "dump" else ""
+        logger.error(
+            "Worker (pid %d) %s; killing it%s (SIGTERM, then SIGKILL after %gs)",
+            self.pid,
+            reason,
+            dump,
+            KILL_GRACE,
+        )
+        self.kill_at = now + KILL_GRACE
+        with contextlib.suppress(OSError):
+            if how == "dump":
+                os.kill(self.pid, DUMP_SIGNAL)  # delivered before TERM (lower number), dumped at once
+            os.kill(self.pid, signal.SIGTERM)
+
+    def unlink(self) -> None:
+        """Forget the replacement pairing on both sides (it died, or was killed)."""
+        if self.replaces is not None:
+            self.replaces.replaced_by = None
+            self.replaces = None
+        if self.replaced_by is not None:
+            self.replaced_by.replaces = None
+            self.replaced_by = None

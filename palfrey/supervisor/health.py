@@ -1,4 +1,4 @@
-"""The health-check clock, and the window that spots workers failing to boot in a loop.
+"""The health-check clock: when to ping, and which workers missed their deadline.
 
 Pings fan out to every serving worker at once over the control channels; a worker answers from its
 event loop, so no answer within --timeout-worker-healthcheck means its loop is blocked (or the process
@@ -8,7 +8,6 @@ so a slow import is not mistaken for a hang. Nothing here touches the filesystem
 
 from __future__ import annotations
 
-import collections
 import math
 from collections.abc import Callable
 
@@ -81,18 +80,3 @@ class HealthCheck:
             if worker.kill_at is not None:
                 deadline = min(deadline, worker.kill_at)
         return deadline
-
-
-class CrashWindow:
-    """Unexpected worker deaths within the last `window` seconds (crash-loop detection)."""
-
-    def __init__(self, window: float) -> None:
-        self.window = window
-        self._times: collections.deque[float] = collections.deque()
-
-    def record(self, now: float) -> int:
-        """Count one death; returns how many fell within the window."""
-        self._times.append(now)
-        while self._times[0] < now - self.window:
-            self._times.popleft()
-        return len(self._times)

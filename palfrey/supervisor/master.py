@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import selectors
@@ -25,7 +24,6 @@ import threading
 import time
 
 from palfrey.config import Config, ConfigError
-from palfrey.importer import AppLoadError, load_app
 from palfrey.metrics.supervisor import MasterMetrics, NullMetrics, master_metrics
 from palfrey.server.server import EXIT_BOOT
 from palfrey.server.sockets import bind_sockets, describe
@@ -40,14 +38,16 @@ from palfrey.supervisor.channel import (
     MSG_STATS,
     Channel,
 )
-from palfrey.supervisor.handle import BOOTING, DRAINING, READY, STOPPING, WorkerHandle
-from palfrey.supervisor.health import INF, CrashWindow, HealthCheck
-from palfrey.supervisor.policy import Backoff, plan
+from palfrey.supervisor.deaths import Deaths, crash_label, judge
+from palfrey.supervisor.handle import BOOTING, READY, STOPPING, WorkerHandle
+from palfrey.supervisor.health import INF, HealthCheck
+from palfrey.supervisor.policy import plan, readiness
 from palfrey.supervisor.process import (
     MASTER_SIGNALS,
     describe_status,
     fork,
     pid_file,
+    preload,
     reload_env_file,
     reopen_log_files,
     reset_signals,
@@ -56,20 +56,12 @@ from palfrey.supervisor.process import (
 from palfrey.supervisor.reload import Reloader
 from palfrey.supervisor.reuseport import reserve_sockets
 from palfrey.supervisor.signals import SignalPipe
-from palfrey.supervisor.worker import DUMP_SIGNAL, run_worker
+from palfrey.supervisor.worker import run_worker
 
 logger = logging.getLogger("palfrey.error")
 
-KILL_GRACE = 2.0  # SIGTERM, then SIGKILL after this long, for a hung worker
 STOP_MARGIN = 2.0  # beyond --timeout-graceful-shutdown, for the worker's own lifespan shutdown
 QUIT_GRACE = 1.0  # immediate stop: SIGQUIT, then SIGKILL after this long
-BOOT_WINDOW = 30.0  # this many seconds ...
-BOOT_LIMIT = 5  # ... and this many workers dying before they were ever ready stop the master
-# A worker stopped by TERM/INT/QUIT from outside: if the signal went to the whole group, the master's
-# own copy is on its way; wait this long for it before forking a replacement.
-OUTSIDE_STOP_GRACE = 0.5
-_HINTS = {signal.SIGKILL: " (killed by SIGKILL — out of memory?)", signal.SIGSEGV: " (segmentation fault)"}
-_OUTSIDE_STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
 
 class Master:
@@ -89,9 +81,7 @@ class Master:
         self.stopping: str | None = None  # "graceful" or "immediate"
         self.stop_deadline = INF
         self.exit_code = 0
-        self.boot_deaths = CrashWindow(BOOT_WINDOW)  # workers that died before they were ever ready
-        self.backoff = Backoff()  # the delay before replacing workers that keep dying young
-        self.boot_error_logged = False  # each worker sends its import error; the first one is logged
+        self.deaths = Deaths()  # the crash backoff, and workers dying before they were ever ready
         self.all_ready = False
         self.restarting = False  # a HUP / reload rollout is under way
         self.restart_kind = "hup"  # why the rollout under way replaces workers: "hup" or "reload"
@@ -152,15 +142,8 @@ class Master:
 
     def _preload(self) -> bool:
         """--preload: import the app once here; forked workers share its memory copy-on-write."""
-        config = self.config
-        try:
-            app = load_app(config.app, app_dir=config.app_dir, factory=config.factory)
-        except AppLoadError as exc:
-            if exc.show_traceback and exc.__cause__ is not None:
-                logger.error("%s", exc, exc_info=exc.__cause__)
-            else:
-                logger.error("%s", exc)
-            logger.error("The app could not be preloaded; stopping (exit code %d).", EXIT_BOOT)
+        app = preload(self.config)
+        if app is None:
             return False
         # The raw app: each worker still wraps it (ASGI 2, WSGI thread pool) in its own process.
         self.worker_config = self.worker_config.replace(app=app, factory=False)
@@ -330,17 +313,9 @@ class Master:
             elif verb == MSG_SIGNALLED:
                 handle.signalled = argument
             elif verb == MSG_BOOT_ERROR:
-                self._boot_error(handle, argument)
+                self.deaths.boot_error(handle, argument)
             elif verb == MSG_MEMORY_FLOOR:
-                rss, _, limit = argument.partition(" ")
-                logger.error(
-                    "Worker (pid %d) uses %s MiB right after booting, above --limit-max-memory %s MiB: "
-                    "recycling it would start another worker just as big, in a loop, so the memory limit "
-                    "is off for this worker. Raise the limit above a fresh worker's size.",
-                    handle.pid,
-                    rss,
-                    limit,
-                )
+                self.deaths.memory_floor(handle, argument)
         if handle.channel.closed:
             self._forget_channel(handle)
 
@@ -371,72 +346,15 @@ class Master:
             handle.pid,
             handle.recycle_reason,
         )
-        self._draining(handle, time.monotonic())
-
-    def _boot_error(self, handle: WorkerHandle, argument: str) -> None:
-        """Every worker fails the same way at import: log the first one's error, not one per worker."""
-        if self.boot_error_logged:
-            logger.debug("Worker (pid %d) cannot load the app either", handle.pid)
-            return
-        self.boot_error_logged = True
-        try:
-            text = json.loads(argument)
-        except ValueError:
-            text = argument
-        logger.error("%s", text)
+        handle.draining(self._kill_at(time.monotonic()))
 
     def drain(self, handle: WorkerHandle, reason: str, now: float) -> None:
-        """Stop accepting, finish in-flight requests (Connection: close), lifespan shutdown, exit."""
-        logger.info("Worker (pid %d) draining: %s", handle.pid, reason)
-        self._draining(handle, now)
-        if not handle.channel.send("drain"):
-            with contextlib.suppress(OSError):
-                os.kill(handle.pid, signal.SIGTERM)
+        handle.drain(reason, self._kill_at(now))
 
-    def _draining(self, handle: WorkerHandle, now: float) -> None:
-        handle.state = DRAINING
-        handle.exit_expected = True
+    def _kill_at(self, now: float) -> float | None:
+        """When a draining worker gets SIGKILL: --timeout-graceful-shutdown plus its lifespan shutdown."""
         grace = self.config.timeout_graceful_shutdown
-        handle.kill_at = None if grace is None else now + grace + STOP_MARGIN
-
-    def kill(self, handle: WorkerHandle, reason: str, now: float, how: str = "term") -> None:
-        """SIGTERM, then SIGKILL if it lingers. `how`: "dump" first asks a hung worker for its stacks
-        (SIGUSR2: faulthandler, which works while the loop is blocked); "kill" is for a stopped
-        process (SIGSTOP), which can act on nothing but SIGKILL.
-        """
-        handle.state = STOPPING
-        handle.exit_expected = True
-        handle.ping_sent = None
-        self._unlink(handle)
-        if how == "kill":
-            logger.error(
-                "Worker (pid %d) %s; killing it (SIGKILL: it cannot act on SIGTERM)", handle.pid, reason
-            )
-            handle.kill_at = None
-            with contextlib.suppress(OSError):
-                os.kill(handle.pid, signal.SIGKILL)
-            return
-        dump = " (its stacks are dumped below)" if how == "dump" else ""
-        logger.error(
-            "Worker (pid %d) %s; killing it%s (SIGTERM, then SIGKILL after %gs)",
-            handle.pid,
-            reason,
-            dump,
-            KILL_GRACE,
-        )
-        handle.kill_at = now + KILL_GRACE
-        with contextlib.suppress(OSError):
-            if how == "dump":
-                os.kill(handle.pid, DUMP_SIGNAL)  # delivered before TERM (lower number), dumped at once
-            os.kill(handle.pid, signal.SIGTERM)
-
-    def _unlink(self, handle: WorkerHandle) -> None:
-        if handle.replaces is not None:
-            handle.replaces.replaced_by = None
-            handle.replaces = None
-        if handle.replaced_by is not None:
-            handle.replaced_by.replaces = None
-            handle.replaced_by = None
+        return None if grace is None else now + grace + STOP_MARGIN
 
     def _reap(self) -> None:
         while True:
@@ -466,59 +384,21 @@ class Master:
         self.metrics.exited(handle)  # its final snapshot, if it sent one, joins the totals
         self._forget_channel(handle)
         old = handle.replaces
-        self._unlink(handle)
+        handle.unlink()
         now = time.monotonic()
-        if handle.exit_expected or self.stopping:
+        verdict = judge(handle, code, sig, expected=self.stopping is not None)
+        if verdict == "expected":
             logger.info("Worker (pid %d) exited (%s)", pid, text)
-        elif handle.state == BOOTING and code == EXIT_BOOT:
+        elif verdict == "boot-failed":
             self._boot_failed(handle, old)
-        elif handle.signalled is not None or code == 0 or sig in _OUTSIDE_STOPS:
-            # Stopped by someone else (an operator's kill, or a group signal whose copy has not reached
-            # the master yet): not a crash. Replaced after a short grace, unless the master stops too.
-            why = f"got {handle.signalled}" if handle.signalled else text
-            logger.warning(
-                "Worker (pid %d) stopped (%s), not asked to by the master; replacing it in %gs "
-                "unless the master is stopping too",
-                pid,
-                why,
-                OUTSIDE_STOP_GRACE,
-            )
+        elif verdict == "outside":
             self.metrics.restart("stopped")
-            self.backoff.not_before = max(self.backoff.not_before, now + OUTSIDE_STOP_GRACE)
+            self.deaths.outside(handle, text, now)
         else:
-            self._crashed(handle, code, sig, text, now)
-
-    def _crashed(
-        self, handle: WorkerHandle, code: int | None, sig: int | None, text: str, now: float
-    ) -> None:
-        """Died at runtime: always replaced, later and later if workers keep dying young."""
-        hint = _HINTS.get(sig, "") if sig is not None else ""
-        self.metrics.restart(
-            "crash-sigkill" if sig == signal.SIGKILL else "crash-signal" if sig else "crash-exit"
-        )
-        if handle.ready_at is None:
-            logger.error("Worker (pid %d) died while booting (%s%s); replacing it", handle.pid, text, hint)
-            self._boot_death(now)
-            return
-        delay = self.backoff.died(now - handle.ready_at, now)
-        when = "" if delay == 0 else f" in {delay:.1f}s (workers keep dying soon after becoming ready)"
-        logger.error(
-            "Worker (pid %d) died unexpectedly (%s%s) after %.1fs; replacing it%s",
-            handle.pid,
-            text,
-            hint,
-            now - handle.ready_at,
-            when,
-        )
-
-    def _boot_death(self, now: float) -> None:
-        """A worker died (or was killed) before it was ever ready: in a loop, that stops the master."""
-        count = self.boot_deaths.record(now)
-        if count >= max(BOOT_LIMIT, 2 * self.target):
-            self.fail(
-                f"Workers died {count} times within {BOOT_WINDOW:g}s while booting; stopping the master "
-                "instead of booting them in a loop."
-            )
+            self.metrics.restart(crash_label(sig))
+            stop = self.deaths.crashed(handle, sig, text, now, self.target)
+            if stop is not None:
+                self.fail(stop)
 
     def _boot_failed(self, handle: WorkerHandle, old: WorkerHandle | None) -> None:
         if self.config.reload:
@@ -552,9 +432,10 @@ class Master:
             for handle, reason, stopped in self.health.overdue(workers, now):
                 booting = handle.state == BOOTING
                 self.metrics.restart("boot-timeout" if booting else "healthcheck")
-                self.kill(handle, reason, now, "kill" if stopped else "dump")
-                if booting:
-                    self._boot_death(now)
+                handle.kill(reason, now, "kill" if stopped else "dump")
+                stop = self.deaths.boot_death(now, self.target) if booting else None
+                if stop is not None:
+                    self.fail(stop)
             self.health.ping_due(workers, now)
         for handle in workers:
             if handle.kill_at is not None and now >= handle.kill_at:
@@ -574,7 +455,7 @@ class Master:
 
     def _next_deadline(self) -> float:
         workers = list(self.workers.values())
-        wake = self.backoff.not_before if self.backoff.not_before > time.monotonic() else INF
+        wake = self.deaths.backoff.not_before if self.deaths.backoff.not_before > time.monotonic() else INF
         return min(self.stop_deadline, self.health.next_deadline(workers), self.metrics.next_deadline(), wake)
 
     def _manage(self, now: float) -> None:
@@ -582,31 +463,23 @@ class Master:
         if self.stopping or self.waiting_for_change:
             return
         workers = list(self.workers.values())
-        actions = plan(workers, self.target, self.generation, now, self.backoff.not_before)
+        actions = plan(workers, self.target, self.generation, now, self.deaths.backoff.not_before)
         for old, reason in actions.drain:
             if old.recycle_reason is None and old.replaced_by is not None:
                 self.metrics.restart(self.restart_kind)
             self.drain(old, reason, now)
         for handle, reason in actions.kill:
-            self.kill(handle, reason, now)
+            handle.kill(reason, now)
         for replaces in actions.spawn:
             self.spawn(now, replaces=replaces)
         self._log_all_ready()
 
     def _log_all_ready(self) -> None:
-        workers = list(self.workers.values())
-        serving = [w for w in workers if w.serving]
-        ready = len(serving) == self.target and all(w.state == READY for w in serving)
-        pids = ", ".join(str(w.pid) for w in serving)
+        ready, settled, pids = readiness(list(self.workers.values()), self.target, self.generation)
         if ready and not self.all_ready:
             logger.info("All %d workers ready (pids %s)", self.target, pids)
         self.all_ready = ready
-        if (
-            ready
-            and self.restarting
-            and all(w.generation == self.generation for w in serving)
-            and not any(w.state == DRAINING for w in workers)
-        ):
+        if settled and self.restarting:
             self.restarting = False
             logger.info("Restart complete: every worker was replaced (pids %s)", pids)
 

@@ -92,6 +92,18 @@ def plan(
     return result
 
 
+def readiness(workers: Sequence[WorkerHandle], target: int, generation: int) -> tuple[bool, bool, str]:
+    """(all `target` workers ready, ready and none outdated or draining: a rollout is done, their pids)."""
+    serving = [w for w in workers if w.serving]
+    ready = len(serving) == target and all(w.state == READY for w in serving)
+    settled = (
+        ready
+        and all(w.generation == generation for w in serving)
+        and not any(w.state == DRAINING for w in workers)
+    )
+    return ready, settled, ", ".join(str(w.pid) for w in serving)
+
+
 class Backoff:
     """How long to wait before replacing a worker that died at runtime.
 

@@ -213,3 +213,18 @@ def is_stopped(pid: int) -> bool:
             return file.read().rpartition(b")")[2].split()[0] == b"T"
     except (OSError, IndexError):
         return False
+
+
+def preload(config: Any) -> Any | None:
+    """--preload: import the app in the master (shared copy-on-write); None, after logging why, if it fails."""
+    from palfrey.importer import AppLoadError, load_app
+
+    try:
+        return load_app(config.app, app_dir=config.app_dir, factory=config.factory)
+    except AppLoadError as exc:
+        if exc.show_traceback and exc.__cause__ is not None:
+            logger.error("%s", exc, exc_info=exc.__cause__)
+        else:
+            logger.error("%s", exc)
+        logger.error("The app could not be preloaded; stopping (exit code 3).")
+        return None

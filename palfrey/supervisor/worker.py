@@ -33,6 +33,7 @@ from palfrey.metrics.snapshot import resident_bytes
 from palfrey.metrics.supervisor import send_snapshot
 from palfrey.server.server import Server
 from palfrey.supervisor.channel import (
+    DUMP_SIGNAL,
     MSG_BOOT_ERROR,
     MSG_DRAIN,
     MSG_MEMORY_FLOOR,
@@ -53,7 +54,6 @@ DRAIN_GRACE = 0.1  # seconds of Connection: close answers before idle keep-alive
 MEMORY_SAMPLE_INTERVAL = 1.0  # seconds between RSS samples when --limit-max-memory is set
 # A lifetime limit is stretched by up to this fraction, so workers do not retire together.
 LIFETIME_JITTER = 0.1
-DUMP_SIGNAL = signal.SIGUSR2  # the master sends it to a hung worker: faulthandler prints every stack
 
 
 def run_worker(config: Config, sockets: list[socket.socket], channel: Channel) -> NoReturn:
