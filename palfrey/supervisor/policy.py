@@ -15,7 +15,7 @@ The rules, in the order they are applied:
    old worker drains when its replacement is ready. Drains do not hold the rollout back: only the
    boot of the previous replacement does, so at most --workers + 1 processes accept work.
 3. **Missing workers are spawned** (start, TTIN, a crash), unless the crash backoff holds them back.
-4. **Surplus workers (TTOU) drain**, oldest first; a surplus booting worker is killed.
+4. **Surplus workers (TTOU)**: booting ones are killed first, then ready ones drain, oldest first.
 5. **A ready replacement takes over**: the worker it replaces drains.
 """
 
@@ -75,14 +75,15 @@ def plan(
             result.spawn.extend([None] * (target - count))
         else:
             result.wake_at = not_before
-    # 4. Surplus (TTOU): drain ready workers, oldest first; kill booting ones, newest first.
+    # 4. Surplus (TTOU): kill booting workers first (newest first: they serve nobody yet), then
+    #    drain ready ones, oldest first.
     surplus = count - target
     if surplus > 0:
-        for worker in [w for w in serving if w.state == READY][:surplus]:
-            result.drain.append((worker, f"reducing to {target} worker(s)"))
-            surplus -= 1
         for worker in [w for w in reversed(serving) if w.state == BOOTING][:surplus]:
             result.kill.append((worker, f"is not needed with {target} worker(s)"))
+            surplus -= 1
+        for worker in [w for w in serving if w.state == READY][:surplus]:
+            result.drain.append((worker, f"reducing to {target} worker(s)"))
     # 5. Hand-over: a ready replacement lets the worker it replaces drain.
     for worker in workers:
         new = worker.replaced_by
