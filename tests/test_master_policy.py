@@ -33,7 +33,12 @@ def worker(state: str = READY, generation: int = 0, **fields: object) -> WorkerH
     a, b = socket.socketpair()
     _socks.extend((a, b))
     handle = WorkerHandle(
-        pid=next(_pids), channel=Channel(a), generation=generation, started=0.0, boot_deadline=INF, state=state
+        pid=next(_pids),
+        channel=Channel(a),
+        generation=generation,
+        started=0.0,
+        boot_deadline=INF,
+        state=state,
     )
     for name, value in fields.items():
         setattr(handle, name, value)
@@ -164,7 +169,9 @@ def test_judge_tells_expected_boot_failures_outside_stops_and_crashes() -> None:
 def test_boot_deaths_in_a_loop_stop_the_master_but_runtime_deaths_never_do() -> None:
     deaths = Deaths()
     ready = worker(ready_at=0.0)
-    assert all(deaths.crashed(ready, signal.SIGKILL, "signal SIGKILL", float(i), 2) is None for i in range(50))
+    assert all(
+        deaths.crashed(ready, signal.SIGKILL, "signal SIGKILL", float(i), 2) is None for i in range(50)
+    )
     booting = worker(BOOTING)
     results = [deaths.crashed(booting, signal.SIGKILL, "signal SIGKILL", 100.0 + i, 2) for i in range(5)]
     assert results[:4] == [None] * 4 and results[4] is not None and "while booting" in results[4]

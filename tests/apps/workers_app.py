@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -82,7 +83,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         time.sleep(float(query.get("seconds", "30")))
         await _text(send, "unblocked")
     elif path == "/sleep":
-        print(f"sleep started in {os.getpid()}", flush=True)  # tests wait for this line
+        sys.stdout.write(
+            f"sleep started in {os.getpid()}\n"
+        )  # one write: lines from workers never interleave
+        sys.stdout.flush()  # tests wait for this line
         await asyncio.sleep(float(query.get("seconds", "2")))
         await _text(send, "slept")
     elif path == "/env":
