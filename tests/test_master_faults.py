@@ -118,11 +118,14 @@ def test_reuse_port_under_recycling_loses_nothing() -> None:
         ready_pids(server)
         with Load(server.port, connections=8) as load:
             load.wait_for_requests(50)
-            wait_for_count(server, r"Worker \(pid \d+\) exited \(exit code 0\)", 4, timeout=30)
+            wait_for_count(server, r"Worker \(pid \d+\) exited \(exit code 0\)", 6, timeout=30)
         result = load.stop()
     print(f"--reuse-port recycling: {result.ok} ok, {len(result.failures)} lost, {result.retried} retried")
     assert not result.failures, result.failures[:5]
-    assert count_lines(server, r"recycling it \(replacement first\)") >= 4
+    assert count_lines(server, r"recycling it \(it stopped accepting") >= 6
+    # Each slot's listener stays open in the master, so a recycled worker's queue waits for its
+    # replacement instead of being reset: the limit holds as it does with a shared listener.
+    assert max(result.pids.values()) <= 120 + 8 + 2, result.pids.most_common(3)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -83,16 +83,6 @@ def test_several_workers_at_their_limit_are_replaced_together() -> None:
     assert actions.spawn == [a, b]
 
 
-def test_reuse_port_worker_at_its_limit_keeps_accepting_until_its_replacement_is_ready() -> None:
-    old = worker(READY, recycle_reason="limit")
-    assert plan([old, worker()], 2, 0, now=0).spawn == [old]
-    new = replace(old)
-    actions = plan([old, new], 1, 0, now=0)
-    assert (actions.spawn, actions.drain) == ([], [])
-    new.state = READY
-    assert [w for w, _ in plan([old, new], 1, 0, now=0).drain] == [old]
-
-
 def test_rollout_replaces_one_outdated_worker_at_a_time_replacement_first() -> None:
     a, b = worker(generation=0), worker(generation=0)
     first = plan([a, b], 2, 1, now=0)

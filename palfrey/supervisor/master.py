@@ -54,7 +54,7 @@ from palfrey.supervisor.process import (
     set_title,
 )
 from palfrey.supervisor.reload import Reloader
-from palfrey.supervisor.reuseport import reserve_sockets
+from palfrey.supervisor.reuseport import SlotListeners, reserve_sockets
 from palfrey.supervisor.signals import SignalPipe
 from palfrey.supervisor.worker import run_worker
 
@@ -78,6 +78,7 @@ class Master:
         )
         self.selector = selectors.DefaultSelector()
         self.sockets: list[socket.socket] = []
+        self.slots: SlotListeners | None = None  # --reuse-port: one listener per worker slot
         self.stopping: str | None = None  # "graceful" or "immediate"
         self.stop_deadline = INF
         self.exit_code = 0
@@ -114,6 +115,7 @@ class Master:
             self.selector.register(fd, selectors.EVENT_READ, self._on_reloader)
         try:
             self.sockets = reserve_sockets(config) if config.reuse_port else bind_sockets(config)
+            self.slots = SlotListeners(config, self.sockets) if config.reuse_port else None
             self.metrics = master_metrics(self)
         except ConfigError as exc:
             logger.error("%s", exc)
@@ -161,6 +163,8 @@ class Master:
         self.selector.close()
         for sock in self.sockets:
             sock.close()
+        if self.slots is not None:
+            self.slots.close()
         if self.config.uds and not self.config.reuse_port:
             with contextlib.suppress(OSError):
                 os.unlink(self.config.uds)
@@ -227,6 +231,8 @@ class Master:
             self.reloader.stop()
         for sock in self.sockets:  # the workers hold their own copies; new workers are not forked now
             sock.close()
+        if self.slots is not None:
+            self.slots.close()
         for handle in self.workers.values():
             handle.exit_expected = True
             handle.ping_sent = None
@@ -261,14 +267,15 @@ class Master:
     # Workers
 
     def spawn(self, now: float, replaces: WorkerHandle | None = None) -> WorkerHandle:
+        slot = replaces.slot if replaces is not None else WorkerHandle.free_slot(list(self.workers.values()))
+        sockets = self.sockets if self.slots is None else self.slots.for_slot(slot)
         master_end, worker_end = Channel.pair()
         pid = fork()
         if pid == 0:  # the child: drop the master's resources, then serve (never returns)
             reset_signals()
-            self._close_in_child(master_end)
-            run_worker(self.worker_config, self.sockets, worker_end)
+            self._close_in_child(master_end, slot)
+            run_worker(self.worker_config, sockets, worker_end)
         worker_end.close()
-        slot = replaces.slot if replaces is not None else WorkerHandle.free_slot(list(self.workers.values()))
         handle = WorkerHandle(
             pid=pid,
             channel=master_end,
@@ -287,12 +294,14 @@ class Master:
         logger.info("Booting worker (pid %d)", pid)
         return handle
 
-    def _close_in_child(self, master_end: Channel) -> None:
+    def _close_in_child(self, master_end: Channel, slot: int) -> None:
         # Closing (not unregistering) leaves the master's shared epoll interest list alone.
         master_end.sock.close()
         for handle in self.workers.values():
             handle.channel.sock.close()
         self.metrics.close_in_child()
+        if self.slots is not None:
+            self.slots.close_in_child(keep=slot)
         self.selector.close()
         self.signals.close()
         if self.reloader is not None:
@@ -336,11 +345,6 @@ class Master:
         """The worker reached a limit: it takes no new work from now on; the policy replaces it at once."""
         handle.recycle_kind, _, handle.recycle_reason = argument.partition(" ")
         self.metrics.restart(handle.recycle_kind)
-        if self.config.reuse_port:  # its own listener stays open until the replacement is ready
-            logger.info(
-                "Worker (pid %d) %s: recycling it (replacement first)", handle.pid, handle.recycle_reason
-            )
-            return
         logger.info(
             "Worker (pid %d) %s: recycling it (it stopped accepting; its replacement starts now)",
             handle.pid,
@@ -377,6 +381,9 @@ class Master:
         if handle is None:
             logger.debug("Reaped child process %d (%s)", pid, text)
             return
+        slot_free = all(w.slot != handle.slot for w in self.workers.values())
+        if self.slots is not None and handle.slot >= self.target and slot_free:  # fewer workers (TTOU)
+            self.slots.release(handle.slot)
         if not (handle.exit_expected or self.stopping) and self.signals.read_fd >= 0:
             # A signal to the whole group reaches the workers and the master at once; the worker may
             # exit before the master's loop has read its own copy. Read it now, before judging.

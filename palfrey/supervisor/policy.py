@@ -6,11 +6,10 @@ means every transition is unit-tested in milliseconds (tests/test_master_policy.
 
 The rules, in the order they are applied:
 
-1. **A worker at its limit is replaced at once.** With a shared listener it has already stopped
-   accepting (it is DRAINING), so its replacement fills the gap; with --reuse-port it keeps its own
-   listener open (closing it would reset the connections the kernel queued on it) until the
-   replacement is ready, then drains. Several workers may be at their limit together: nothing here
-   waits for another worker's drain, so one slow drain never keeps a worker serving past its limit.
+1. **A worker at its limit is replaced at once.** It has already stopped accepting (it is DRAINING;
+   the listener, kept open by the master, holds new connections), so its replacement fills the gap.
+   Several workers may be at their limit together: nothing here waits for another worker's drain,
+   so one slow drain never keeps a worker serving past its limit.
 2. **Rolling restarts (HUP, --reload) go replacement first, one booting replacement at a time.** The
    old worker drains when its replacement is ready. Drains do not hold the rollout back: only the
    boot of the previous replacement does, so at most --workers + 1 processes accept work.
@@ -55,10 +54,8 @@ def plan(
     for worker in workers:
         if worker.recycle_reason is None or worker.replaced_by is not None:
             continue
-        if worker.state == READY and count <= target:
-            result.spawn.append(worker)  # still accepting (--reuse-port): drains once this one is ready
-        elif worker.state == DRAINING and count < target:
-            result.spawn.append(worker)  # already stopped accepting: its replacement fills the gap
+        if worker.state == DRAINING and count < target:
+            result.spawn.append(worker)  # it stopped accepting: its replacement fills the gap
             count += 1
     # 2. Rolling restart: one booting replacement at a time; drains never hold it back.
     rolling = any(
@@ -66,7 +63,7 @@ def plan(
     )
     if not rolling and count <= target:
         for worker in serving:
-            if worker.state == READY and worker.generation < generation and worker not in result.spawn:
+            if worker.state == READY and worker.generation < generation:
                 result.spawn.append(worker)
                 break
     # 3. Missing workers, unless the crash backoff holds them back.

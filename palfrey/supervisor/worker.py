@@ -6,11 +6,10 @@ sync call in an async handler is seen as hung (and SIGUSR2 makes faulthandler du
 which the master asks for before killing it).
 
 A limit (requests, memory, lifetime) is a limit: the moment a worker reaches one it tells the master
-(which starts the replacement at once) and takes no new work. With a shared listener it stops
-accepting right away (the listener's backlog holds new connections for the other workers or the
-replacement); with --reuse-port its own listener stays open until the master says `drain`, because
-closing it would reset the connections the kernel has queued on it. Either way every response from
-then on carries `Connection: close`, in-flight requests finish, and the worker exits.
+(which starts the replacement at once) and takes no new work: it stops accepting right away (the
+listener stays open in the master, so its backlog holds new connections for the other workers or the
+replacement; with --reuse-port that is its slot's own listener), every response from then on carries
+`Connection: close`, in-flight requests finish, and the worker exits.
 """
 
 from __future__ import annotations
@@ -46,7 +45,6 @@ from palfrey.supervisor.channel import (
     Channel,
 )
 from palfrey.supervisor.process import reopen_log_files, reset_signals, set_title
-from palfrey.supervisor.reuseport import bind_reuse_port
 
 logger = logging.getLogger("palfrey.error")
 
@@ -115,8 +113,6 @@ class WorkerProcess:
         self.draining = False
 
     def run(self) -> int:
-        if self.config.reuse_port:
-            self.sockets = [bind_reuse_port(self.config, self.sockets)]
         try:
             return self.server.run(self.sockets)
         finally:  # --metrics: the final counts, after the drain, so a recycled worker's requests all count
@@ -229,15 +225,7 @@ class WorkerProcess:
             return
         self.recycle_asked = True
         self.channel.send(f"{MSG_RECYCLE} {kind} {reason}")
-        if self.config.reuse_port:
-            # Our own listener must stay open until the replacement listens (closing it resets what the
-            # kernel queued on it); meanwhile each connection gets one answer, with Connection: close.
-            state = self.server.state
-            assert state is not None
-            state.draining = True
-            state.on_request_done = None
-        else:
-            self._drain()
+        self._drain()
 
 
 def _mib(size: int | None) -> float | None:
