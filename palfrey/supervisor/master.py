@@ -247,6 +247,7 @@ class Master:
         if self.config.env_file:
             reload_env_file(self.config.env_file)
         self.generation += 1
+        self.deaths.backoff.reset()  # the operator asked for new workers: no crash delay for them
         self.restarting = True
         self.waiting_for_change = False
         if self.config.preload:
