@@ -58,6 +58,14 @@ class WorkerHandle:
             slot += 1
         return slot
 
+    def ready(self, now: float) -> None:
+        """It said `ready` (lifespan done, listening): it serves from now on."""
+        if self.state != BOOTING:
+            return
+        self.state = READY
+        self.ready_at = now
+        logger.info("Worker (pid %d) ready (booted in %.2fs)", self.pid, now - self.started)
+
     # What the master does to this worker's process.
 
     def drain(self, reason: str, kill_at: float | None) -> None:

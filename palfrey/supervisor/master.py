@@ -317,7 +317,7 @@ class Master:
             elif verb == MSG_STATS:
                 self.metrics.stats(handle, argument)
             elif verb == MSG_READY:
-                self._ready(handle)
+                handle.ready(time.monotonic())
             elif verb == MSG_RECYCLE and handle.recycle_reason is None and handle.state == READY:
                 self._recycle(handle, argument)
             elif verb == MSG_SIGNALLED:
@@ -333,14 +333,6 @@ class Master:
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(handle.channel.sock)
         handle.channel.close()
-
-    def _ready(self, handle: WorkerHandle) -> None:
-        if handle.state != BOOTING:
-            return
-        now = time.monotonic()
-        handle.state = READY
-        handle.ready_at = now
-        logger.info("Worker (pid %d) ready (booted in %.2fs)", handle.pid, now - handle.started)
 
     def _recycle(self, handle: WorkerHandle, argument: str) -> None:
         """The worker reached a limit: it takes no new work from now on; the policy replaces it at once."""
