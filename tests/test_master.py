@@ -1,7 +1,8 @@
 """The pre-fork master end to end: real processes, real signals, real pids.
 
 Fork model, process titles and pid file, replacement of killed and hung workers, signals (TERM, INT,
-TTIN/TTOU, USR1), and bounded failure (boot errors and crash loops exit with code 3).
+TTIN/TTOU, USR1), and bounded failure (boot errors exit with code 3; workers dying at runtime are
+always replaced, later and later if they keep dying young).
 """
 
 from __future__ import annotations

@@ -152,6 +152,20 @@ def test_group_signal_is_a_clean_shutdown_every_time(sig: int) -> None:
         assert "Traceback" not in output, (run, output)
 
 
+def test_worker_stopped_by_an_operator_is_replaced_not_reported_as_a_crash() -> None:
+    with run_server(APP, *QUIET, "--workers", "2") as server:
+        victim, other = ready_pids(server)
+        os.kill(victim, signal.SIGTERM)
+        wait_for_count(
+            server, rf"Worker \(pid {victim}\) stopped \(got SIGTERM\), not asked to by the master", 1
+        )
+        replaced = ready_pids(server, occurrence=2)
+        assert victim not in replaced and other in replaced
+        server.signal(signal.SIGTERM)
+        assert wait_exit(server, 15) == 0
+    assert "unexpectedly" not in server.output()
+
+
 def test_hung_worker_dumps_the_blocking_line_before_it_is_killed() -> None:
     line = next(
         number
