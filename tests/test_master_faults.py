@@ -93,6 +93,24 @@ def test_recycling_with_slow_requests_in_flight_is_bounded_and_loses_nothing() -
     assert most <= 120 + 8 + 4 + 2, result.pids.most_common(3)
 
 
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_one_worker_recycled_under_load_loses_nothing(http: str) -> None:
+    """One worker: while it drains and its replacement boots, the listener's backlog holds connections."""
+    args = ("--workers", "1", "--limit-max-requests", "100", "--http", http)
+    with run_server(APP, *QUIET, *args) as server:
+        ready_pids(server)
+        with Load(server.port, connections=8) as load:
+            load.wait_for_requests(20)
+            wait_for_count(server, r"Worker \(pid \d+\) exited \(exit code 0\)", 3, timeout=30)
+        result = load.stop()
+    print(
+        f"one worker recycled ({http}): {result.ok} ok, {len(result.failures)} lost, {result.retried} retried"
+    )
+    assert not result.failures, result.failures[:5]
+    assert result.retried <= 2, result
+    assert max(result.pids.values()) <= 100 + 8 + 2, result.pids.most_common(3)
+
+
 def test_hup_with_slow_requests_in_flight_loses_nothing() -> None:
     with run_server(APP, *QUIET, "--workers", "2") as server:
         first = ready_pids(server)
