@@ -165,3 +165,15 @@ def test_boot_deaths_in_a_loop_stop_the_master_but_runtime_deaths_never_do() -> 
     booting = worker(BOOTING)
     results = [deaths.crashed(booting, signal.SIGKILL, "signal SIGKILL", 100.0 + i, 2) for i in range(5)]
     assert results[:4] == [None] * 4 and results[4] is not None and "while booting" in results[4]
+
+
+def test_one_request_limit_draw_per_process() -> None:
+    """The jitter is drawn in one place (server.draw_request_limit), for a plain server and a worker."""
+    from palfrey.config import Config
+    from palfrey.server.server import Server, draw_request_limit
+
+    assert draw_request_limit(Config("m:app")) is None
+    config = Config("m:app", limit_max_requests=100, limit_max_requests_jitter=20)
+    draws = {draw_request_limit(config) for _ in range(200)}
+    assert draws <= set(range(100, 121)) and len(draws) > 5
+    assert Server(config).max_requests in range(100, 121)
