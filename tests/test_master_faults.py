@@ -36,8 +36,8 @@ APP_FILE = Path(__file__).parent / "apps" / "workers_app.py"
 
 @pytest.mark.parametrize("http", ["httptools", "h11"])
 def test_workers_killed_again_and_again_under_load_are_always_replaced(http: str) -> None:
-    """SIGKILL (what the OOM killer sends) every ~0.6 s, 8 times: the master never gives up."""
-    kills = 8
+    """SIGKILL (what the OOM killer sends) every ~0.6 s, 6 times: the master never gives up."""
+    kills = 6
     with run_server(APP, *QUIET, "--workers", "2", "--http", http) as server:
         ready_pids(server)
         with Load(server.port, connections=8) as load:

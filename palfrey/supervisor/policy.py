@@ -109,9 +109,13 @@ class Backoff:
     an accident, not a loop. A worker that dies soon after becoming ready (or while booting) doubles
     the delay, from `first` up to `cap`; the delay resets once a worker stays up for `stable`
     seconds, or nothing died for that long. The master never stops because of these deaths.
+
+    `stable` is short (2 s) on purpose: workers the OOM killer takes every few seconds are replaced
+    at once, as gunicorn does; only workers dying right after boot, a real crash loop that would
+    burn the CPU on imports, are slowed down.
     """
 
-    def __init__(self, first: float = 0.1, cap: float = 30.0, stable: float = 5.0) -> None:
+    def __init__(self, first: float = 0.1, cap: float = 30.0, stable: float = 2.0) -> None:
         self.first = first
         self.cap = cap
         self.stable = stable
