@@ -20,7 +20,7 @@ from palfrey.metrics.endpoint import response, route
 from palfrey.metrics.exposition import render
 from palfrey.metrics.snapshot import Aggregate, MasterView, Totals, WorkerView, decode, encode, take
 from palfrey.supervisor.channel import Channel
-from palfrey.supervisor.health import WorkerHandle
+from palfrey.supervisor.handle import WorkerHandle
 
 
 def _cycle(method: str = "GET", status: int = 200, sent: int = 5, elapsed: float = 0.001) -> Any:
