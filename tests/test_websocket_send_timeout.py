@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import ServerProcess, run_server
-from tests.test_websocket import APP, COMBOS, TEXT, RawWebSocket, frame
+from tests.websocket_support import APP, COMBOS, TEXT, RawWebSocket, frame
 
 SEND_TIMEOUT = 1.0
 TICK = 0.25  # the server's deadline sweep
