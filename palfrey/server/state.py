@@ -122,7 +122,7 @@ class ServerState:
         limit = self.limit_concurrency
         return limit is not None and len(self.tasks) >= limit
 
-    def task_done(self, task: asyncio.Task[None]) -> None:
+    def task_done(self, task: asyncio.Task[None] | None) -> None:
         self.tasks.discard(task)
         if self._idle is not None:
             self.check_idle()
