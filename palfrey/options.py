@@ -458,7 +458,14 @@ OPTIONS: tuple[Option, ...] = (
         minimum=0,
     ),
     Option("ssl_ca_certs", STR, None, "CA certificates file.", nullable=True, metavar="PATH"),
-    Option("ssl_ciphers", STR, "TLSv1", "Ciphers to use (see stdlib ssl module's)."),
+    Option(
+        "ssl_ciphers",
+        STR,
+        None,
+        "Ciphers to use, an OpenSSL cipher list (see stdlib ssl module's). [default: OpenSSL's defaults "
+        "as Python sets them: forward-secret AEAD suites first, no SHA-1 or RC4]",
+        nullable=True,
+    ),
     # Observability.
     Option(
         "metrics",
