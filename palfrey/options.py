@@ -52,7 +52,15 @@ class Option:
         return "PALFREY_" + self.name.upper()
 
 
-def _header(value: str) -> str:
+def _header(value: Any) -> str:
+    """A "name:value" string, or uvicorn's Python form, a (name, value) pair (stored as "name:value")."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        name, header_value = value
+        if not name.strip() or ":" in name:
+            raise ValueError(f"header {value!r} has no valid name")
+        return f"{name.strip()}:{header_value}"
+    if not isinstance(value, str):
+        raise ValueError(f"header {value!r} is not a 'name:value' string or a (name, value) pair")
     name, sep, _ = value.partition(":")
     if not sep or not name.strip():
         raise ValueError(f"header {value!r} is not of the form 'name:value'")
@@ -110,6 +118,8 @@ def _metrics_bind(value: str) -> str:
 
 def _ws_engine(value: str) -> str:
     """An explicitly chosen WebSocket implementation must be installed (auto falls back quietly)."""
+    if value == "websockets-sansio":
+        value = "websockets"  # uvicorn's name for its sans-I/O websockets engine: the one palfrey uses
     if value in ("websockets", "wsproto"):
         from importlib.util import find_spec
 
@@ -207,7 +217,7 @@ OPTIONS: tuple[Option, ...] = (
         CHOICE,
         "auto",
         "WebSocket protocol implementation.",
-        choices=("auto", "none", "websockets", "wsproto"),
+        choices=("auto", "none", "websockets", "websockets-sansio", "wsproto"),
         check=_ws_engine,
     ),
     Option(

@@ -59,7 +59,7 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
         self.discard_input = False  # the parser failed or the last response is out: ignore bytes
         self.pending_error: ParseError | None = None
         self.client: tuple[str, int] | None = None
-        self.server: tuple[str, int] | None = None
+        self.server: tuple[str, int | None] | None = None
         self.scheme = "http"
         self.root_path = state.root_path
         self.requests = 0
@@ -75,7 +75,7 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
         if self.metrics is not None:
             self.metrics.connections += 1
         self.client = _address(transport.get_extra_info("peername"))
-        self.server = _address(transport.get_extra_info("sockname"))
+        self.server = _server_address(transport.get_extra_info("sockname"))
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
         self._set_deadline(_HEADER, state.timeout_request_header)
@@ -461,6 +461,13 @@ def _address(address: Any) -> tuple[str, int] | None:
     if isinstance(address, tuple) and len(address) >= 2:
         return (str(address[0]), int(address[1]))
     return None
+
+
+def _server_address(address: Any) -> tuple[str, int | None] | None:
+    """The scope's `server`: (host, port) for TCP, [path, None] for a unix socket as the ASGI spec says."""
+    if isinstance(address, str) and address:
+        return (address, None)
+    return _address(address)
 
 
 async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:

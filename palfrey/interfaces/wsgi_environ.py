@@ -72,10 +72,10 @@ def build_environ(scope: dict[str, Any], base: dict[str, Any], stream: InputStre
             environ[key] = environ[key] + separator + text
         else:
             environ[key] = text
-    if server:
+    if server and server[1] is not None:
         environ["SERVER_NAME"] = server[0]
         environ["SERVER_PORT"] = str(server[1]) if server[1] is not None else "80"
-    else:  # a unix socket: the Host header is the best name there is
+    else:  # a unix socket ([path, None]): the Host header is the best name there is
         host = environ.get("HTTP_HOST", "")
         name, colon, port = host.rpartition(":")
         if not (colon and port.isdigit()):
