@@ -102,7 +102,7 @@ class Config:
         if values["workers"] is None:
             values["workers"] = _workers_from_environment()
         if values["forwarded_allow_ips"] is None:
-            values["forwarded_allow_ips"] = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+            values["forwarded_allow_ips"] = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
             _check_trusted_hosts(values["forwarded_allow_ips"], "FORWARDED_ALLOW_IPS")
         else:
             _check_trusted_hosts(values["forwarded_allow_ips"], "--forwarded-allow-ips")

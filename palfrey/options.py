@@ -319,8 +319,16 @@ OPTIONS: tuple[Option, ...] = (
         "proxy_headers",
         BOOL,
         True,
-        "Enable/Disable X-Forwarded-Proto, X-Forwarded-For and Forwarded to populate url scheme "
-        "and remote address info.",
+        "Enable/Disable X-Forwarded-Proto and X-Forwarded-For (or Forwarded, see "
+        "--proxy-headers-family) from trusted proxies to populate url scheme and remote address info.",
+    ),
+    Option(
+        "proxy_headers_family",
+        CHOICE,
+        "x-forwarded",
+        "Which proxy headers are trusted: 'x-forwarded' (X-Forwarded-For/-Proto, as uvicorn) or "
+        "'forwarded' (RFC 7239 Forwarded). The other family is ignored, never mixed in.",
+        choices=("x-forwarded", "forwarded"),
     ),
     Option("server_header", BOOL, True, "Enable/Disable default Server header."),
     Option("date_header", BOOL, True, "Enable/Disable default Date header."),
@@ -329,7 +337,7 @@ OPTIONS: tuple[Option, ...] = (
         STR,
         None,
         "Comma separated list of IP Addresses, IP Networks, or literals (e.g. unix:) to trust with "
-        "proxy headers. Defaults to $FORWARDED_ALLOW_IPS or '127.0.0.1'. '*' trusts all.",
+        "proxy headers. Defaults to $FORWARDED_ALLOW_IPS or '127.0.0.1,::1'. '*' trusts all.",
         nullable=True,
     ),
     Option(

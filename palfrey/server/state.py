@@ -57,7 +57,11 @@ class ServerState:
         self.ws = websocket_settings(config)
         self.restarting = False  # set by a draining worker: WebSockets close with 1012, not 1001
         self.h11_max_incomplete_event_size = config.h11_max_incomplete_event_size
-        self.proxy = ProxyHeaders(TrustedHosts(config.forwarded_allow_ips)) if config.proxy_headers else None
+        self.proxy = (
+            ProxyHeaders(TrustedHosts(config.forwarded_allow_ips), config.proxy_headers_family)
+            if config.proxy_headers
+            else None
+        )
         access_log = AccessLog(config.access_log_format) if config.access_log else None
         self.access_log = access_log if access_log is not None and access_log.enabled else None
         # Request tasks start from a copy of this: the server's context at startup, or an empty one
