@@ -8,6 +8,7 @@ rejected identically whichever parser read it (RFC 9112 §6.1, §6.3, §3.2).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Methods llhttp knows; both adapters answer 501 for any other well-formed token so they agree.
@@ -173,6 +174,19 @@ def method_status(method: bytes) -> int:
     if method in KNOWN_METHODS:
         return 0
     return 501 if len(method) <= MAX_UNKNOWN_METHOD and is_token(method) else 400
+
+
+# `method SP request-target SP HTTP-version` (RFC 9112 §3): judged before an unknown method is called
+# unimplemented, so "THIS IS NOT HTTP" is a malformed line (400), not an unknown method (501).
+_REQUEST_LINE = re.compile(rb"[" + re.escape(_TCHARS) + rb"]+ [\x21-\x7e\x80-\xff]+ HTTP/[0-9]\.[0-9]")
+
+
+def unknown_method_status(request_line: bytes) -> int:
+    """For a request line whose method is not served: 501 when the line is well-formed, else 400."""
+    method = request_line.partition(b" ")[0]
+    if _REQUEST_LINE.fullmatch(request_line) is None:
+        return 400
+    return method_status(method) or 400
 
 
 def check_method(method: bytes) -> None:

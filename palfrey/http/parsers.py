@@ -26,6 +26,7 @@ from palfrey.http.head import (
     is_token,
     method_status,
     skip_empty_lines,
+    unknown_method_status,
 )
 
 try:
@@ -130,7 +131,7 @@ class HttptoolsParser:
         if self._upgraded:
             return
         if self._method_error:
-            self._start += data[: MAX_UNKNOWN_METHOD + 2]
+            self._start += data[: self._limits.request_line + 2 - len(self._start)]
             self._method_verdict()
             return
         at_boundary = self.between
@@ -140,9 +141,12 @@ class HttptoolsParser:
                 return
         head_before = self.in_head
         self._begun = 0
+        before = self._start if head_before else b""
         if not head_before:
             self._start = data  # to tell 501 from 400 if llhttp rejects the method (sliced only then)
         elif len(self._start) < MAX_UNKNOWN_METHOD + 2:
+            # llhttp refuses an unknown method within its first dozen bytes, so this prefix is all
+            # an earlier feed can hold of a refused request line; the failing feed is added whole.
             self._start += data[: MAX_UNKNOWN_METHOD + 2 - len(self._start)]
         try:
             self._parser.feed_data(data)
@@ -158,7 +162,7 @@ class HttptoolsParser:
             # method (501) or garbage (400) is only known once the token ends, as h11 sees it.
             self._method_error = True
             self.in_head = True
-            self._start = self._start[: MAX_UNKNOWN_METHOD + 2]
+            self._start = (before + data)[: self._limits.request_line + 2]
             self._method_verdict()
             return
         except httptools.HttpParserError as exc:
@@ -225,12 +229,26 @@ class HttptoolsParser:
             self.feed(rest)
 
     def _method_verdict(self) -> None:
+        """llhttp refused the method: 400 as soon as the bytes so far are not an unknown token's start,
+        else wait for the end of the request line, which is 501 only when it is well-formed (as h11)."""
         start = self._start
         method, space, _ = start.partition(b" ")
-        if space:
-            raise ParseError(method_status(method) or 400, "Invalid method")
-        if len(start) > MAX_UNKNOWN_METHOD or not is_token(start):
+        if not space:
+            if len(start) > MAX_UNKNOWN_METHOD or not is_token(start.rstrip(b"\r\n")) or b"\n" in start:
+                raise ParseError(400, "Invalid method")
+            return
+        if method_status(method) != 501:
             raise ParseError(400, "Invalid method")
+        end = start.find(b"\n")
+        if end == -1:
+            if len(start) > self._limits.request_line + 1:
+                raise ParseError(414, "Request line too long")
+            return
+        line = start[:end]
+        if not line.endswith(b"\r"):
+            raise ParseError(400, "Bare LF in request line")
+        status = unknown_method_status(line[:-1])
+        raise ParseError(status, "Method not implemented" if status == 501 else "Invalid request line")
 
     # httptools callbacks
 
@@ -465,9 +483,11 @@ class H11Parser:
             if not colon or not is_token(name):
                 raise ParseError(400, "Invalid header field")
             headers.append((name.lower(), value.strip(b" \t")))
-        method, space, _ = request_line.partition(b" ")
-        if space and is_token(method):
-            check_method(method)  # an unknown method is 501 before any other check, as in llhttp
+        if request_line.partition(b" ")[0] not in KNOWN_METHODS:
+            # A well-formed line with an unknown method is 501 before h11 sees it (h11 has no method
+            # list); anything else that is not `method SP target SP version` is 400, as in llhttp.
+            status = unknown_method_status(request_line)
+            raise ParseError(status, "Method not implemented" if status == 501 else "Invalid request line")
         connection = h11.Connection(h11.SERVER, max_incomplete_event_size=len(head) + 4)
         connection.receive_data(head + b"\r\n")
         try:
