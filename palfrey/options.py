@@ -409,6 +409,14 @@ OPTIONS: tuple[Option, ...] = (
         "Maximum size of one request header field in bytes (larger: 431).",
         minimum=64,
     ),
+    Option(
+        "limit_request_head",
+        INT,
+        32768,
+        "Maximum size of the whole request head (request line and header fields) in bytes, whatever "
+        "the parser (larger: 431). Raise it with --limit-request-field-size for very large headers.",
+        minimum=256,
+    ),
     # Timeouts.
     Option(
         "timeout_keep_alive",
@@ -525,7 +533,8 @@ OPTIONS: tuple[Option, ...] = (
         "h11_max_incomplete_event_size",
         INT,
         None,
-        "For h11, the maximum number of bytes to buffer of an incomplete event.",
+        "For h11, the maximum number of bytes to buffer of an incomplete event (as in uvicorn: a head "
+        "that arrives whole is bounded only by --limit-request-head).",
         nullable=True,
         minimum=1,
     ),

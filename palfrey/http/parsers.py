@@ -35,17 +35,21 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     httptools = None  # type: ignore[assignment]
 
 
+DEFAULT_HEAD_LIMIT = 32768  # nginx's default ceiling (4 x 8 KiB buffers); h11 and Node use 16 KiB
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Request-head limits, the same for both parsers (gunicorn's names)."""
+    """Request-head limits, the same for both parsers (gunicorn's names, plus the whole head's size).
+
+    `head` bounds the request line and field lines with their CRLFs (the blank line that ends the head
+    is not counted), and a chunked body's trailer section.
+    """
 
     request_line: int
     fields: int
     field_size: int
-
-    @property
-    def head(self) -> int:
-        return self.request_line + 2 + self.fields * (self.field_size + 2) + 2
+    head: int = DEFAULT_HEAD_LIMIT
 
 
 class Sink(Protocol):
@@ -85,6 +89,7 @@ class HttptoolsParser:
         "_empty_lines",
         "_error",
         "_field_size",
+        "_feed_size",
         "_first_line",
         "_head_bytes",
         "_headers",
@@ -112,6 +117,7 @@ class HttptoolsParser:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
+        self._feed_size = 0  # an upper bound on the current head's size: this feed plus earlier ones
         self._line = 0  # bytes of the head line being received (request line or field line)
         self._error: ParseError | None = None
         self._start = b""
@@ -141,6 +147,7 @@ class HttptoolsParser:
                 return
         head_before = self.in_head
         self._begun = 0
+        self._feed_size = len(data) + self._head_bytes if head_before else len(data)
         before = self._start if head_before else b""
         if not head_before:
             self._start = data  # to tell 501 from 400 if llhttp rejects the method (sliced only then)
@@ -216,7 +223,7 @@ class HttptoolsParser:
                 raise ParseError(414, "Request line too long")
         elif line > limits.field_size:
             raise ParseError(431, "Request header field too large")
-        if self._head_bytes > limits.head:
+        if self._head_bytes - (data[-1] == 13) > limits.head:  # a CR may begin the blank line
             raise ParseError(431, "Request head too large")
 
     def _restart(self) -> None:
@@ -288,6 +295,8 @@ class HttptoolsParser:
         try:
             if len(method) + len(self._url) + 10 > self._limits.request_line:
                 raise ParseError(414, "Request line too long")
+            if self._feed_size > self._limits.head:  # one test per request: only then can it be too big
+                self._check_head_size(method)
             if method not in KNOWN_METHODS:
                 check_method(method)
             framing = check_head(method, version, self._headers)
@@ -297,6 +306,18 @@ class HttptoolsParser:
         except ParseError as exc:
             self._error = exc
             raise
+
+    def _check_head_size(self, method: bytes) -> None:
+        """The head's size as h11's adapter counts it: `method SP target SP HTTP/x.y CRLF` and one
+        `name: value CRLF` per field (llhttp strips OWS, so a padded field counts a few bytes less)."""
+        size = (
+            len(method)
+            + len(self._url)
+            + 12
+            + sum(len(name) + len(value) + 4 for name, value in self._headers)
+        )
+        if size > self._limits.head:
+            raise ParseError(431, "Request head too large")
 
     def on_body(self, body: bytes) -> None:
         decoder = self._decoder
@@ -342,6 +363,7 @@ class H11Parser:
         "_buffer",
         "_chunked",
         "_head_limit",
+        "_incomplete_limit",
         "_leading",
         "_limits",
         "_line",
@@ -358,8 +380,10 @@ class H11Parser:
         self._sink = sink
         self._limits = limits
         self._head_limit = limits.head
-        if max_incomplete_event_size is not None:
-            self._head_limit = min(self._head_limit, max_incomplete_event_size)
+        # uvicorn's meaning, which is h11's: a bound on the bytes buffered while a head is still
+        # incomplete. A complete head is bounded by `limits.head` only, so a head that arrives in one
+        # piece is served whatever this is, as uvicorn serves it.
+        self._incomplete_limit = max_incomplete_event_size
         self._buffer = bytearray()
         self._scanned = 0
         self._lines = 0  # complete lines of the head being received
@@ -455,7 +479,9 @@ class H11Parser:
             raise ParseError(431, "Request header field too large")
         if self._lines - 1 > limits.fields:
             raise ParseError(431, "Too many request header fields")
-        if size > self._head_limit:
+        # A final CR may begin the blank line that ends the head, which the head limit does not count.
+        incomplete = self._incomplete_limit
+        if size - new.endswith(b"\r") > self._head_limit or (incomplete is not None and size > incomplete):
             raise ParseError(431, "Request head too large")
 
     def _parse_head(self, head: bytes) -> None:

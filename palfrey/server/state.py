@@ -51,6 +51,7 @@ class ServerState:
             request_line=config.limit_request_line,
             fields=config.limit_request_fields,
             field_size=config.limit_request_field_size,
+            head=config.limit_request_head,
         )
         self.parser_name = resolve_http(config.http)
         # WebSocket settings, or None (--ws none, or no engine installed): upgrades are plain HTTP.
