@@ -46,7 +46,8 @@ class Framing:
     length: int = 0
     keep_alive: bool = True
     expect_continue: bool = False
-    upgrade: bytes | None = None
+    upgrade: bytes | None = None  # a WebSocket (or CONNECT) upgrade: the parser stops after the head
+    ignored_upgrade: bool = False  # an upgrade palfrey does not take (h2c...): served as plain HTTP/1.1
     forwarded: bool = False  # a proxy header is present: only then is the proxy policy consulted
 
 
@@ -124,10 +125,15 @@ def check_head(method: bytes, version: str, headers: list[tuple[bytes, bytes]]) 
         framing.upgrade = None
     if method == b"CONNECT":
         framing.upgrade = b""
+    elif framing.upgrade is not None and b"websocket" not in framing.upgrade.lower():
+        # JDK HttpClient and Ktor send `Upgrade: h2c` on ordinary POSTs: an upgrade palfrey does not
+        # take is ignored (RFC 9110 §7.8), the request keeps its body and the connection its framing.
+        framing.upgrade = None
+        framing.ignored_upgrade = True  # llhttp still stops at the head: its adapter reads on itself
     if framing.upgrade is not None:
-        # llhttp stops at the end of an upgrade request's head and never reads its body; with no
-        # protocol to switch to, the request is served as plain HTTP without a body and the
-        # connection closes after the response, on both parsers.
+        # llhttp stops at the end of an upgrade request's head and never reads its body; a WebSocket
+        # handshake that is not taken is served as plain HTTP without a body and the connection
+        # closes after the response, on both parsers.
         framing.body = BODY_NONE
         framing.keep_alive = False
     if framing.body == BODY_NONE or version == "1.0":

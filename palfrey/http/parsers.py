@@ -17,6 +17,7 @@ from palfrey.http.body import ChunkedDecoder
 from palfrey.http.head import (
     BODY_CHUNKED,
     BODY_LENGTH,
+    BODY_NONE,
     KNOWN_METHODS,
     MAX_UNKNOWN_METHOD,
     Framing,
@@ -93,6 +94,7 @@ class HttptoolsParser:
         "_first_line",
         "_head_bytes",
         "_headers",
+        "_ignored_upgrade",
         "_limits",
         "_line",
         "_max_fields",
@@ -100,7 +102,9 @@ class HttptoolsParser:
         "_parser",
         "_rest",
         "_sink",
+        "_skip_complete",
         "_start",
+        "_synthetic",
         "_te_tab",
         "_upgraded",
         "_url",
@@ -128,6 +132,9 @@ class HttptoolsParser:
         self._after_cr = False  # the previous feed ended with a CR at a message boundary
         self._empty_lines = 0
         self._te_tab = False
+        self._ignored_upgrade: Framing | None = None  # llhttp will stop after this plain request's head
+        self._synthetic = False  # feeding llhttp a made-up head to read an ignored upgrade's body
+        self._skip_complete = False  # llhttp's early message end for an ignored upgrade with a body
         self._decoder: ChunkedDecoder | None = None
         self._rest: bytes | None = None
         self.between = True  # at a message boundary: no byte of the next request seen yet
@@ -160,8 +167,11 @@ class HttptoolsParser:
         except httptools.HttpParserUpgrade as exc:
             # llhttp cannot resume after an upgrade head: the bytes after it belong to the next
             # protocol (a WebSocket), or are ignored when the request is served as plain HTTP.
-            self._upgraded = True
             offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
+            if self._ignored_upgrade is not None:
+                self._read_on(data[offset:])
+                return
+            self._upgraded = True
             self._sink.on_upgrade(data[offset:])
             return
         except httptools.HttpParserInvalidMethodError:
@@ -226,6 +236,28 @@ class HttptoolsParser:
         if self._head_bytes - (data[-1] == 13) > limits.head:  # a CR may begin the blank line
             raise ParseError(431, "Request head too large")
 
+    def _read_on(self, rest: bytes) -> None:
+        """After the head of an upgrade palfrey ignores (h2c): llhttp skipped its body and stopped. A
+        fresh llhttp parser reads the body, given a made-up head with the same framing (its callbacks
+        are swallowed), then the requests that follow: framing stays llhttp's and the connection usable.
+        """
+        framing = self._ignored_upgrade
+        assert framing is not None
+        self._ignored_upgrade = None
+        self._parser = httptools.HttpRequestParser(self)
+        if framing.body == BODY_NONE:
+            self.between = True
+        else:
+            self._synthetic = True
+            self._parser.feed_data(
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                if framing.body == BODY_CHUNKED
+                else b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % framing.length
+            )
+            self._synthetic = False
+        if rest:
+            self.feed(rest)
+
     def _restart(self) -> None:
         """After a body decoded by ChunkedDecoder: a fresh llhttp parser reads what follows."""
         rest = self._rest or b""
@@ -260,6 +292,8 @@ class HttptoolsParser:
     # httptools callbacks
 
     def on_message_begin(self) -> None:
+        if self._synthetic:
+            return
         self.in_head = True
         self.between = False
         self._begun += 1
@@ -268,13 +302,15 @@ class HttptoolsParser:
         self._te_tab = False
 
     def on_url(self, url: bytes) -> None:
+        if self._synthetic:
+            return
         self._url += url
         if len(self._url) > self._limits.request_line:
             self._fail(414, "Request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self.in_head:
-            return  # a trailer field: llhttp checked its syntax; trailers are not passed on
+            return  # a trailer field (or a made-up head's): llhttp checked its syntax; not passed on
         headers = self._headers
         if len(name) + len(value) + 2 > self._field_size:
             self._fail(431, "Request header field too large")
@@ -288,6 +324,8 @@ class HttptoolsParser:
         headers.append((name, value.strip(b" \t")))
 
     def on_headers_complete(self) -> None:
+        if self._synthetic:
+            return
         self.in_head = False
         parser = self._parser
         method = parser.get_method()
@@ -300,7 +338,10 @@ class HttptoolsParser:
             if method not in KNOWN_METHODS:
                 check_method(method)
             framing = check_head(method, version, self._headers)
-            if self._te_tab and framing.body == BODY_CHUNKED:
+            if framing.ignored_upgrade:  # llhttp will skip the body and stop: see _read_on
+                self._ignored_upgrade = framing
+                self._skip_complete = framing.body != BODY_NONE
+            elif self._te_tab and framing.body == BODY_CHUNKED:
                 self._decoder = ChunkedDecoder(self._sink.on_body, trailer_limit=self._limits.head)
             self._sink.on_head(method, self._url, version, self._headers, framing)
         except ParseError as exc:
@@ -337,6 +378,9 @@ class HttptoolsParser:
             self.on_message_complete()
 
     def on_message_complete(self) -> None:
+        if self._skip_complete:  # llhttp ends an ignored upgrade at its head; the body follows
+            self._skip_complete = False
+            return
         self.between = True
         self._empty_lines = 0
         self._sink.on_message_complete()
