@@ -86,13 +86,15 @@ class HttptoolsParser:
     __slots__ = (
         "_after_cr",
         "_begun",
+        "_body_chunks",
+        "_body_left",
         "_decoder",
         "_empty_lines",
         "_error",
-        "_feed_size",
         "_field_size",
         "_first_line",
         "_head_bytes",
+        "_head_limit",
         "_headers",
         "_ignored_upgrade",
         "_limits",
@@ -100,11 +102,10 @@ class HttptoolsParser:
         "_max_fields",
         "_method_error",
         "_parser",
+        "_prior",
         "_rest",
         "_sink",
-        "_skip_complete",
         "_start",
-        "_synthetic",
         "_te_tab",
         "_upgraded",
         "_url",
@@ -121,7 +122,8 @@ class HttptoolsParser:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
-        self._feed_size = 0  # an upper bound on the current head's size: this feed plus earlier ones
+        self._prior = 0  # bytes of the current head fed before this feed (heads in several feeds only)
+        self._head_limit = limits.head
         self._line = 0  # bytes of the head line being received (request line or field line)
         self._error: ParseError | None = None
         self._start = b""
@@ -133,8 +135,9 @@ class HttptoolsParser:
         self._empty_lines = 0
         self._te_tab = False
         self._ignored_upgrade: Framing | None = None  # llhttp will stop after this plain request's head
-        self._synthetic = False  # feeding llhttp a made-up head to read an ignored upgrade's body
-        self._skip_complete = False  # llhttp's early message end for an ignored upgrade with a body
+        # The body of an ignored upgrade, read here since llhttp skips it: bytes left, or a decoder.
+        self._body_left = 0
+        self._body_chunks: ChunkedDecoder | None = None
         self._decoder: ChunkedDecoder | None = None
         self._rest: bytes | None = None
         self.between = True  # at a message boundary: no byte of the next request seen yet
@@ -142,6 +145,8 @@ class HttptoolsParser:
 
     def feed(self, data: bytes) -> None:
         if self._upgraded:
+            if self._ignored_upgrade is not None:
+                self._read_body(data)
             return
         if self._method_error:
             self._start += data[: self._limits.request_line + 2 - len(self._start)]
@@ -154,14 +159,16 @@ class HttptoolsParser:
                 return
         head_before = self.in_head
         self._begun = 0
-        self._feed_size = len(data) + self._head_bytes if head_before else len(data)
-        before = self._start if head_before else b""
         if not head_before:
-            self._start = data  # to tell 501 from 400 if llhttp rejects the method (sliced only then)
-        elif len(self._start) < MAX_UNKNOWN_METHOD + 2:
-            # llhttp refuses an unknown method within its first dozen bytes, so this prefix is all
-            # an earlier feed can hold of a refused request line; the failing feed is added whole.
-            self._start += data[: MAX_UNKNOWN_METHOD + 2 - len(self._start)]
+            # To tell 501 from 400 if llhttp rejects the method, and (its length) to bound the head.
+            self._start = data
+        else:  # a head in several feeds: what came before counts towards the head limit
+            self._prior = self._head_bytes + len(data)
+            before = self._start
+            if len(before) < MAX_UNKNOWN_METHOD + 2:
+                # llhttp refuses an unknown method within its first dozen bytes, so this prefix is all
+                # an earlier feed can hold of a refused request line; the failing feed is added whole.
+                self._start += data[: MAX_UNKNOWN_METHOD + 2 - len(before)]
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -179,7 +186,7 @@ class HttptoolsParser:
             # method (501) or garbage (400) is only known once the token ends, as h11 sees it.
             self._method_error = True
             self.in_head = True
-            self._start = (before + data)[: self._limits.request_line + 2]
+            self._start = ((before + data) if head_before else data)[: self._limits.request_line + 2]
             self._method_verdict()
             return
         except httptools.HttpParserError as exc:
@@ -237,24 +244,45 @@ class HttptoolsParser:
             raise ParseError(431, "Request head too large")
 
     def _read_on(self, rest: bytes) -> None:
-        """After the head of an upgrade palfrey ignores (h2c): llhttp skipped its body and stopped. A
-        fresh llhttp parser reads the body, given a made-up head with the same framing (its callbacks
-        are swallowed), then the requests that follow: framing stays llhttp's and the connection usable.
-        """
+        """After the head of an upgrade palfrey ignores (h2c): llhttp skipped its body and stopped.
+        The body is read here (ChunkedDecoder, as for h11), then a fresh llhttp parser reads on."""
         framing = self._ignored_upgrade
         assert framing is not None
+        if framing.body == BODY_NONE:
+            self._ignored_upgrade = None
+            self._parser = httptools.HttpRequestParser(self)
+            self.between = True
+            if rest:
+                self.feed(rest)
+            return
+        self._upgraded = True  # feed() hands bytes to _read_body until the body ends
+        if framing.body == BODY_CHUNKED:
+            self._body_chunks = ChunkedDecoder(self._sink.on_body, trailer_limit=self._head_limit)
+        else:
+            self._body_left = framing.length
+        if rest:
+            self._read_body(rest)
+
+    def _read_body(self, data: bytes) -> None:
+        decoder = self._body_chunks
+        if decoder is not None:
+            rest = decoder.feed(data)
+            if not decoder.done:
+                return
+            self._body_chunks = None
+        else:
+            left = self._body_left
+            if len(data) < left:
+                self._body_left = left - len(data)
+                self._sink.on_body(data)
+                return
+            self._body_left = 0
+            self._sink.on_body(data[:left])
+            rest = data[left:]
+        self._upgraded = False
         self._ignored_upgrade = None
         self._parser = httptools.HttpRequestParser(self)
-        if framing.body == BODY_NONE:
-            self.between = True
-        else:
-            self._synthetic = True
-            self._parser.feed_data(
-                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                if framing.body == BODY_CHUNKED
-                else b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % framing.length
-            )
-            self._synthetic = False
+        self.on_message_complete()
         if rest:
             self.feed(rest)
 
@@ -292,8 +320,6 @@ class HttptoolsParser:
     # httptools callbacks
 
     def on_message_begin(self) -> None:
-        if self._synthetic:
-            return
         self.in_head = True
         self.between = False
         self._begun += 1
@@ -302,15 +328,13 @@ class HttptoolsParser:
         self._te_tab = False
 
     def on_url(self, url: bytes) -> None:
-        if self._synthetic:
-            return
         self._url += url
         if len(self._url) > self._limits.request_line:
             self._fail(414, "Request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self.in_head:
-            return  # a trailer field (or a made-up head's): llhttp checked its syntax; not passed on
+            return  # a trailer field: llhttp checked its syntax; trailers are not passed on
         headers = self._headers
         if len(name) + len(value) + 2 > self._field_size:
             self._fail(431, "Request header field too large")
@@ -324,8 +348,6 @@ class HttptoolsParser:
         headers.append((name, value.strip(b" \t")))
 
     def on_headers_complete(self) -> None:
-        if self._synthetic:
-            return
         self.in_head = False
         parser = self._parser
         method = parser.get_method()
@@ -333,14 +355,15 @@ class HttptoolsParser:
         try:
             if len(method) + len(self._url) + 10 > self._limits.request_line:
                 raise ParseError(414, "Request line too long")
-            if self._feed_size > self._limits.head:  # one test per request: only then can it be too big
+            if self._prior or len(self._start) > self._head_limit:  # else the feed held all of it
                 self._check_head_size(method)
             if method not in KNOWN_METHODS:
                 check_method(method)
             framing = check_head(method, version, self._headers)
             if framing.ignored_upgrade:  # llhttp will skip the body and stop: see _read_on
                 self._ignored_upgrade = framing
-                self._skip_complete = framing.body != BODY_NONE
+                if framing.body != BODY_NONE:
+                    self._sink = _EarlyEnd(self, self._sink)
             elif self._te_tab and framing.body == BODY_CHUNKED:
                 self._decoder = ChunkedDecoder(self._sink.on_body, trailer_limit=self._limits.head)
             self._sink.on_head(method, self._url, version, self._headers, framing)
@@ -351,6 +374,7 @@ class HttptoolsParser:
     def _check_head_size(self, method: bytes) -> None:
         """The head's size as h11's adapter counts it: `method SP target SP HTTP/x.y CRLF` and one
         `name: value CRLF` per field (llhttp strips OWS, so a padded field counts a few bytes less)."""
+        self._prior = 0
         size = (
             len(method)
             + len(self._url)
@@ -378,9 +402,6 @@ class HttptoolsParser:
             self.on_message_complete()
 
     def on_message_complete(self) -> None:
-        if self._skip_complete:  # llhttp ends an ignored upgrade at its head; the body follows
-            self._skip_complete = False
-            return
         self.between = True
         self._empty_lines = 0
         self._sink.on_message_complete()
@@ -388,6 +409,26 @@ class HttptoolsParser:
     def _fail(self, status: int, reason: str) -> None:
         self._error = ParseError(status, reason)
         raise self._error
+
+
+class _EarlyEnd:
+    """The sink while llhttp reads the head of an ignored upgrade with a body: llhttp ends that
+    message at its head (it skips the body), and that early end must not reach the real sink.
+    Swapping the sink keeps the test out of on_message_complete, which every request calls."""
+
+    __slots__ = ("_parser", "_sink")
+
+    def __init__(self, parser: HttptoolsParser, sink: Sink) -> None:
+        self._parser = parser
+        self._sink = sink
+
+    def on_head(
+        self, method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]], framing: Framing
+    ) -> None:
+        self._sink.on_head(method, target, version, headers, framing)
+
+    def on_message_complete(self) -> None:
+        self._parser._sink = self._sink
 
 
 _HEAD, _LENGTH, _CHUNKED, _STOPPED = range(4)
