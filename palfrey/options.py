@@ -498,7 +498,7 @@ OPTIONS: tuple[Option, ...] = (
         BOOL,
         False,
         "Serve Prometheus metrics for the master and every worker (or the single process) on "
-        "--metrics-bind. Needs palfrey[metrics]. See docs/metrics.md.",
+        "--metrics-bind. Needs prometheus_client (palfrey's metrics extra). See docs/metrics.md.",
         check=_metrics,
     ),
     Option(

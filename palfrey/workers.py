@@ -22,7 +22,7 @@ try:
     from gunicorn.workers.base import Worker
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise ImportError(
-        "palfrey.workers needs gunicorn, which is not installed: pip install 'palfrey[gunicorn]'"
+        "palfrey.workers needs gunicorn, which is not installed: pip install gunicorn (or install palfrey with its gunicorn extra)"
     ) from exc
 
 from palfrey.config import Config, ConfigError

@@ -1,0 +1,176 @@
+"""Logging configuration: the default dict (:data:`LOGGING_CONFIG`), ``--log-config`` files
+(.json/.yaml/.ini), ``--log-level`` and ``--no-access-log``, each failure as one clear line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import os
+from typing import Any
+
+from palfrey.logging.formatters import AccessFormatter, DefaultFormatter
+from palfrey.logging.levels import LOG_LEVELS
+
+#: Loggers whose level ``--log-level`` sets.
+PALFREY_LOGGERS: tuple[str, ...] = ("palfrey", "palfrey.error", "palfrey.access")
+
+#: The default configuration; copied before use so callers may build on it safely.
+LOGGING_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "default": {
+            "()": "palfrey.logging.DefaultFormatter",
+            "fmt": "%(levelprefix)s %(message)s",
+            "use_colors": None,
+        },
+        "access": {
+            "()": "palfrey.logging.AccessFormatter",
+            "fmt": "%(levelprefix)s %(message)s",
+            "use_colors": None,
+        },
+    },
+    "handlers": {
+        "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+    },
+    "loggers": {
+        "palfrey": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "palfrey.error": {"level": "INFO"},
+        "palfrey.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+class LogConfigError(RuntimeError):
+    """Logging could not be configured; the message is one line the CLI can print as-is."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------------
+
+_OUR_FORMATTERS = (
+    "palfrey.logging.DefaultFormatter",
+    "palfrey.logging.AccessFormatter",
+    DefaultFormatter,
+    AccessFormatter,
+)
+
+
+def _resolve_level(log_level: str | int) -> int:
+    if isinstance(log_level, bool):
+        raise LogConfigError(f"Invalid log level {log_level!r}.")
+    if isinstance(log_level, int):
+        return log_level
+    name = str(log_level).strip().lower()
+    if name in LOG_LEVELS:
+        return LOG_LEVELS[name]
+    if name.isdigit():
+        return int(name)
+    raise LogConfigError(f"Invalid log level {log_level!r}; choose from {', '.join(LOG_LEVELS)}.")
+
+
+def _force_colors(config: dict[str, Any], use_colors: bool | None) -> dict[str, Any]:
+    """Let ``--use-colors/--no-use-colors`` win over palfrey formatters declared in a user config.
+
+    ``config`` is already a shallow copy; the formatters mapping is rebuilt rather than mutated.
+    """
+    formatters = config.get("formatters")
+    if use_colors is None or not isinstance(formatters, dict):
+        return config
+    config["formatters"] = {
+        name: {**formatter, "use_colors": use_colors}
+        if isinstance(formatter, dict) and formatter.get("()") in _OUR_FORMATTERS
+        else formatter
+        for name, formatter in formatters.items()
+    }
+    return config
+
+
+def _describe(exc: BaseException) -> str:
+    """dictConfig hides the real reason in ``__cause__``; fold it into one line."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, KeyError):
+        text = f"missing {exc}"
+    cause = exc.__cause__
+    if cause is not None and str(cause) not in text:
+        text = f"{text}: {cause}"
+    return " ".join(text.split())
+
+
+def _dict_config(config: Any, source: str, use_colors: bool | None) -> None:
+    if not isinstance(config, dict):
+        raise LogConfigError(f"Unable to configure logging from {source}: expected a mapping at top level.")
+    # Copy only what we change: a user's dict may hold objects (streams) that cannot be deep-copied.
+    config = dict(config)
+    # Match fileConfig below: loggers created before configuration (e.g. the app's) keep working.
+    config.setdefault("disable_existing_loggers", False)
+    try:
+        logging.config.dictConfig(_force_colors(config, use_colors))
+    except Exception as exc:
+        raise LogConfigError(f"Unable to configure logging from {source}: {_describe(exc)}") from exc
+
+
+def _file_config(path: str, use_colors: bool | None) -> None:
+    if not os.path.isfile(path):
+        raise LogConfigError(f"Log config file {path!r} does not exist.")
+    source = repr(path)
+    lowered = path.lower()
+    if lowered.endswith(".json"):
+        try:
+            with open(path, encoding="utf-8") as file:
+                loaded = json.load(file)
+        except (OSError, ValueError) as exc:
+            raise LogConfigError(f"Unable to read log config {source}: {_describe(exc)}") from exc
+        _dict_config(loaded, source, use_colors)
+    elif lowered.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise LogConfigError(
+                f"Log config {source} is YAML, which needs PyYAML: pip install pyyaml (or install palfrey with its standard extra)."
+            ) from None
+        try:
+            with open(path, encoding="utf-8") as file:
+                loaded = yaml.safe_load(file)
+        except (OSError, yaml.YAMLError) as exc:
+            raise LogConfigError(f"Unable to read log config {source}: {_describe(exc)}") from exc
+        _dict_config(loaded, source, use_colors)
+    else:
+        try:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+        except Exception as exc:
+            raise LogConfigError(f"Unable to configure logging from {source}: {_describe(exc)}") from exc
+
+
+def configure_logging(
+    *,
+    log_config: str | os.PathLike[str] | dict[str, Any] | None,
+    log_level: str | int | None,
+    access_log: bool,
+    use_colors: bool | None,
+) -> None:
+    """Apply the logging options; raises :class:`LogConfigError` (one clear line) on any failure.
+
+    Order mirrors uvicorn: the config first, then ``log_level`` overrides it, then ``access_log=False``
+    silences ``palfrey.access`` so an :class:`AccessLog` built afterwards reports ``enabled=False``.
+    """
+    level = None if log_level is None else _resolve_level(log_level)
+    for name in PALFREY_LOGGERS:  # Undo an earlier access_log=False (reloads, tests).
+        logging.getLogger(name).disabled = False
+    if log_config is None:
+        _dict_config(LOGGING_CONFIG, "the default config", use_colors)
+    elif isinstance(log_config, dict):
+        _dict_config(log_config, "the log_config dict", use_colors)
+    else:
+        _file_config(os.fspath(log_config), use_colors)
+    if level is not None:
+        for name in PALFREY_LOGGERS:
+            logging.getLogger(name).setLevel(level)
+    if not access_log:
+        access = logging.getLogger("palfrey.access")
+        access.handlers = []
+        access.propagate = False
+        access.disabled = True
