@@ -181,5 +181,7 @@ def _load_env_file(path: str) -> None:
     try:
         from dotenv import load_dotenv
     except ImportError:
-        raise ConfigError("--env-file needs python-dotenv: pip install python-dotenv (or install palfrey with its standard extra)") from None
+        raise ConfigError(
+            "--env-file needs python-dotenv: pip install python-dotenv (or install palfrey with its standard extra)"
+        ) from None
     load_dotenv(dotenv_path=path, override=True)

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import logging.config
 import os
+import re
 from typing import Any
 
 from palfrey.logging.formatters import AccessFormatter, DefaultFormatter
@@ -100,6 +102,59 @@ def _describe(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+_UVICORN_FORMATTERS = {
+    "uvicorn.logging.DefaultFormatter": "palfrey.logging.DefaultFormatter",
+    "uvicorn.logging.ColourizedFormatter": "palfrey.logging.DefaultFormatter",
+    "uvicorn.logging.AccessFormatter": "palfrey.logging.AccessFormatter",
+}
+_UVICORN_QUALNAME = re.compile(r"^(\s*qualname\s*=\s*)uvicorn(?=\s*$|\.)", re.MULTILINE | re.IGNORECASE)
+_PALFREY_QUALNAME = re.compile(r"^\s*qualname\s*=\s*palfrey(?:\s*$|\.)", re.MULTILINE | re.IGNORECASE)
+
+
+def _is_uvicorn(name: Any) -> bool:
+    return isinstance(name, str) and (name == "uvicorn" or name.startswith("uvicorn."))
+
+
+def _uvicorn_aliases(config: dict[str, Any], source: str) -> dict[str, Any]:
+    """A config written for uvicorn names `uvicorn`, `uvicorn.error`, `uvicorn.access` and uvicorn's
+    formatters; a switching user's config must not be silently half-applied. When it names no
+    `palfrey*` logger, its `uvicorn*` loggers configure `palfrey*` and its uvicorn formatters become
+    palfrey's (which take the same arguments). ``config`` is a shallow copy; nested dicts are rebuilt."""
+    loggers = config.get("loggers")
+    if not isinstance(loggers, dict) or not any(_is_uvicorn(name) for name in loggers):
+        return config
+    if any(isinstance(name, str) and (name == "palfrey" or name.startswith("palfrey.")) for name in loggers):
+        return config
+    config["loggers"] = {
+        "palfrey" + name[len("uvicorn") :] if _is_uvicorn(name) else name: value
+        for name, value in loggers.items()
+    }
+    formatters = config.get("formatters")
+    if isinstance(formatters, dict):
+        config["formatters"] = {
+            name: {
+                key: _UVICORN_FORMATTERS.get(value, value) if key in ("()", "class") else value
+                for key, value in formatter.items()
+            }
+            if isinstance(formatter, dict)
+            else formatter
+            for name, formatter in formatters.items()
+        }
+    _ALIASED.append(source)
+    return config
+
+
+_ALIASED: list[str] = []  # configs applied through uvicorn's names, reported once logging works
+
+
+def _report_aliases() -> None:
+    while _ALIASED:
+        logging.getLogger("palfrey.error").info(
+            "Log config %s names uvicorn's loggers: applied to palfrey, palfrey.error and palfrey.access",
+            _ALIASED.pop(),
+        )
+
+
 def _dict_config(config: Any, source: str, use_colors: bool | None) -> None:
     if not isinstance(config, dict):
         raise LogConfigError(f"Unable to configure logging from {source}: expected a mapping at top level.")
@@ -107,6 +162,7 @@ def _dict_config(config: Any, source: str, use_colors: bool | None) -> None:
     config = dict(config)
     # Match fileConfig below: loggers created before configuration (e.g. the app's) keep working.
     config.setdefault("disable_existing_loggers", False)
+    config = _uvicorn_aliases(config, source)
     try:
         logging.config.dictConfig(_force_colors(config, use_colors))
     except Exception as exc:
@@ -140,7 +196,14 @@ def _file_config(path: str, use_colors: bool | None) -> None:
         _dict_config(loaded, source, use_colors)
     else:
         try:
-            logging.config.fileConfig(path, disable_existing_loggers=False)
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+            if _UVICORN_QUALNAME.search(text) and not _PALFREY_QUALNAME.search(text):
+                text = _UVICORN_QUALNAME.sub(r"\1palfrey", text)  # as _uvicorn_aliases, for .ini files
+                for uvicorn_name, palfrey_name in _UVICORN_FORMATTERS.items():
+                    text = text.replace(uvicorn_name, palfrey_name)
+                _ALIASED.append(source)
+            logging.config.fileConfig(io.StringIO(text), disable_existing_loggers=False)
         except Exception as exc:
             raise LogConfigError(f"Unable to configure logging from {source}: {_describe(exc)}") from exc
 
@@ -174,3 +237,4 @@ def configure_logging(
         access.handlers = []
         access.propagate = False
         access.disabled = True
+    _report_aliases()

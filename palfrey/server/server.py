@@ -57,7 +57,9 @@ def new_event_loop(name: str) -> asyncio.AbstractEventLoop:
             import uvloop
         except ImportError:
             if name == "uvloop":
-                raise ConfigError("--loop uvloop needs uvloop: pip install uvloop (or install palfrey with its standard extra)") from None
+                raise ConfigError(
+                    "--loop uvloop needs uvloop: pip install uvloop (or install palfrey with its standard extra)"
+                ) from None
         else:
             return uvloop.new_event_loop()
     return asyncio.SelectorEventLoop() if os.name != "nt" else asyncio.new_event_loop()

@@ -1,0 +1,98 @@
+"""Logging for a switching uvicorn user (issue 13): a `--log-config` written for uvicorn's logger and
+formatter names works on palfrey (applied to `palfrey.*`, and said so), in JSON and .ini form."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import run_server
+
+APP = "tests.apps.server_apps:app"
+
+# uvicorn's documented LOGGING_CONFIG shape, with marked formats so the test sees which one applied.
+UVICORN_CONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "UVERR %(levelprefix)s %(message)s"},
+        "access": {
+            "()": "uvicorn.logging.AccessFormatter",
+            "fmt": 'UVACC %(client_addr)s - "%(request_line)s" %(status_code)s',
+        },
+    },
+    "handlers": {
+        "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"level": "INFO"},
+        "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+    },
+}
+
+UVICORN_INI = """
+[loggers]
+keys=root,uvicorn,uvicorn_access
+
+[handlers]
+keys=plain
+
+[formatters]
+keys=marked
+
+[logger_root]
+level=WARNING
+handlers=
+
+[logger_uvicorn]
+level=INFO
+handlers=plain
+propagate=0
+qualname=uvicorn
+
+[logger_uvicorn_access]
+level=INFO
+handlers=plain
+propagate=0
+qualname=uvicorn.access
+
+[handler_plain]
+class=StreamHandler
+formatter=marked
+args=(sys.stdout,)
+
+[formatter_marked]
+format=UVINI %(name)s %(message)s
+"""
+
+
+@pytest.mark.parametrize("kind", ["json", "ini"])
+def test_uvicorn_log_config_applies_to_palfrey(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"log.{kind}"
+    path.write_text(json.dumps(UVICORN_CONFIG) if kind == "json" else UVICORN_INI)
+    with run_server(APP, "--log-config", str(path)) as server:
+        assert httpx.get(server.url + "/marked", timeout=5).status_code == 200
+        if kind == "json":
+            server.wait_for_line(r'UVACC 127\.0\.0\.1:\d+ - "GET /marked HTTP/1\.1" 200 OK')
+            server.wait_for_line(r"UVERR INFO: +Log config .* names uvicorn's loggers")
+        else:
+            server.wait_for_line(r'UVINI palfrey\.access 127\.0\.0\.1:\d+ - "GET /marked HTTP/1\.1" 200')
+            server.wait_for_line(r"UVINI palfrey\.error Log config .* names uvicorn's loggers")
+
+
+def test_config_naming_palfrey_loggers_is_left_alone(tmp_path: Path) -> None:
+    config = json.loads(json.dumps(UVICORN_CONFIG).replace("uvicorn.logging", "palfrey.logging"))
+    loggers = config["loggers"]
+    loggers["palfrey"] = loggers.pop("uvicorn")
+    loggers["palfrey.access"] = loggers.pop("uvicorn.access")  # "uvicorn.error" stays: someone else's
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps(config))
+    with run_server(APP, "--log-config", str(path)) as server:
+        httpx.get(server.url + "/", timeout=5)
+        server.wait_for_line(r'UVACC 127\.0\.0\.1:\d+ - "GET / HTTP/1\.1" 200 OK')
+        assert "names uvicorn's loggers" not in server.output()
