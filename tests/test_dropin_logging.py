@@ -96,3 +96,10 @@ def test_config_naming_palfrey_loggers_is_left_alone(tmp_path: Path) -> None:
         httpx.get(server.url + "/", timeout=5)
         server.wait_for_line(r'UVACC 127\.0\.0\.1:\d+ - "GET / HTTP/1\.1" 200 OK')
         assert "names uvicorn's loggers" not in server.output()
+
+
+def test_env_file_says_which_file_it_loaded(tmp_path: Path) -> None:
+    env_file = tmp_path / "app.env"
+    env_file.write_text("APP_GREETING=hi\n")
+    with run_server(APP, "--env-file", str(env_file)) as server:
+        server.wait_for_line(rf"INFO: +Loaded environment variables from {env_file}")
