@@ -103,3 +103,23 @@ def test_env_file_says_which_file_it_loaded(tmp_path: Path) -> None:
     env_file.write_text("APP_GREETING=hi\n")
     with run_server(APP, "--env-file", str(env_file)) as server:
         server.wait_for_line(rf"INFO: +Loaded environment variables from {env_file}")
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_protocol_errors_name_the_client_and_reach_the_access_log(http: str) -> None:
+    import socket
+
+    from tests.support import read_response
+
+    with run_server(APP, "--http", http) as server:
+        for request, status in (
+            (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+            (b"THIS IS NOT HTTP\r\n\r\n", 400),
+            (b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n", 501),
+        ):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+                sock.sendall(request)
+                assert read_response(sock)[0] == status
+                port = sock.getsockname()[1]
+            server.wait_for_line(rf"WARNING: .* from 127\.0\.0\.1:{port}$")
+            server.wait_for_line(rf'INFO: +127\.0\.0\.1:{port} - "- - HTTP/1\.1" {status} ')

@@ -386,7 +386,9 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
         if self.metrics is not None and exc is not self.pending_error:  # a deferred error is counted once
             self.metrics.protocol_error(exc.status, exc.reason)
         broken = self.parsing
+        scope = None
         if broken is not None and broken.more_body:
+            scope = broken.scope
             self.parsing = None
             broken.more_body = False
             if broken is not self.cycle:
@@ -395,7 +397,12 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
                 broken.disconnected = True
                 broken.wake()
                 if broken.head_written:
-                    logger.warning("%s (%s)", _REASONS.get(exc.status, _REASONS[400]), exc.reason)
+                    logger.warning(
+                        "%s (%s) from %s",
+                        _REASONS.get(exc.status, _REASONS[400]),
+                        exc.reason,
+                        _client_text(self.client),
+                    )
                     self.closing = True
                     self.discard_input = True
                     self.transport.close()
@@ -409,12 +416,18 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
             return
         message = _REASONS.get(exc.status, _REASONS[400])
         if log:
-            logger.warning("%s (%s)", message, exc.reason)
+            logger.warning("%s (%s) from %s", message, exc.reason, _client_text(self.client))
         if not self.transport.is_closing():
-            self.transport.write(
-                error_response(exc.status, message, self.state.default_headers(False, False))
-            )
+            response = error_response(exc.status, message, self.state.default_headers(False, False))
+            self.transport.write(response)
+            access_log = self.state.access_log
+            if access_log is not None:  # in the access log like any response, request line or not
+                access_log.log(scope or self._unparsed_scope(), exc.status, [], len(response), 0)
             self.linger()
+
+    def _unparsed_scope(self) -> dict[str, Any]:
+        """What the access log needs for a request refused before its head was understood."""
+        return {"type": "http", "client": self.client, "method": "-", "raw_path": b"-", "headers": []}
 
     def linger(self) -> None:
         """Close after what was written, without losing it to a reset.
@@ -455,6 +468,12 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
             self.transport.close()
         elif self.cycle is not None:
             self.cycle.keep_alive = False
+
+
+def _client_text(client: tuple[str, int] | None) -> str:
+    from palfrey.logging.access import format_client_addr  # error path only
+
+    return format_client_addr(client)
 
 
 def _address(address: Any) -> tuple[str, int] | None:
