@@ -123,3 +123,17 @@ def test_protocol_errors_name_the_client_and_reach_the_access_log(http: str) -> 
                 port = sock.getsockname()[1]
             server.wait_for_line(rf"WARNING: .* from 127\.0\.0\.1:{port}$")
             server.wait_for_line(rf'INFO: +127\.0\.0\.1:{port} - "- - HTTP/1\.1" {status} ')
+
+
+@pytest.mark.parametrize("path", ["/flask-style", "/print-exc"])
+def test_wsgi_errors_traceback_is_one_record(path: str) -> None:
+    with run_server("tests.apps.dropin_wsgi:app", "--interface", "wsgi") as server:
+        assert httpx.get(server.url + path, timeout=5).text == "logged"
+        server.wait_for_line(r"ValueError: boom in the view")
+        lines = server.output().splitlines()
+    first = next(i for i, line in enumerate(lines) if "Traceback (most recent call last)" in line)
+    last = next(i for i, line in enumerate(lines) if line.startswith("ValueError: boom"))
+    record = lines[first - (path == "/flask-style") : last + 1]
+    assert len(record) >= 4, record
+    assert record[0].startswith("ERROR:"), record
+    assert not any(line.startswith(("ERROR:", "WARNING:", "INFO:")) for line in record[1:]), record
