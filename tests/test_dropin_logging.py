@@ -137,3 +137,21 @@ def test_wsgi_errors_traceback_is_one_record(path: str) -> None:
     assert len(record) >= 4, record
     assert record[0].startswith("ERROR:"), record
     assert not any(line.startswith(("ERROR:", "WARNING:", "INFO:")) for line in record[1:]), record
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_log_level_trace_traces_connections_and_asgi_messages(http: str) -> None:
+    with run_server(APP, "--http", http, "--log-level", "trace") as server:
+        httpx.post(server.url + "/traced", content=b"x" * 10, headers={"connection": "close"}, timeout=5)
+        server.wait_for_line(r"TRACE: +127\.0\.0\.1:\d+ - HTTP connection made")
+        server.wait_for_line(r"TRACE: +127\.0\.0\.1:\d+ - ASGI \[\d+\] Started scope=.*'path': '/traced'")
+        server.wait_for_line(r"TRACE: +127\.0\.0\.1:\d+ - ASGI \[\d+\] Receive .*'body': '<10 body>'")
+        server.wait_for_line(
+            r"TRACE: +127\.0\.0\.1:\d+ - ASGI \[\d+\] Send \{'type': 'http\.response\.start'"
+        )
+        server.wait_for_line(r"TRACE: +127\.0\.0\.1:\d+ - ASGI \[\d+\] Completed")
+        server.wait_for_line(r"TRACE: +127\.0\.0\.1:\d+ - HTTP connection lost")
+    with run_server(APP, "--http", http, "--log-level", "debug") as server:
+        httpx.get(server.url + "/quiet", timeout=5)
+        server.wait_for_line(r'"GET /quiet HTTP/1\.1" 200')
+    assert "HTTP connection made" not in server.output() and "ASGI [" not in server.output()

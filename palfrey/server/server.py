@@ -156,9 +156,14 @@ class Server:
             await lifespan.shutdown()
             return EXIT_OK
 
+        protocol = HttpProtocol
+        if state.trace:  # connection open/close at TRACE, decided once (palfrey.logging.trace)
+            from palfrey.logging.trace import TracingHttpProtocol
+
+            protocol = TracingHttpProtocol
         for sock in self.sockets:
             server = await loop.create_server(
-                lambda: HttpProtocol(state), sock=sock, backlog=config.backlog, ssl=ssl_context
+                lambda: protocol(state), sock=sock, backlog=config.backlog, ssl=ssl_context
             )
             self._servers.append(server)
         for sock in self.sockets if self.log_listening else ():

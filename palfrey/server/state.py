@@ -25,9 +25,13 @@ class ServerState:
 
     def __init__(self, config: Config, app: Callable[..., Any], loop: asyncio.AbstractEventLoop) -> None:
         from palfrey.logging import AccessLog
+
+        # --log-level trace: every ASGI message is logged by a wrapper, so the hot path never tests for it.
+        from palfrey.logging.trace import MessageLogger, trace_enabled
         from palfrey.middleware.proxy_headers import ProxyHeaders, TrustedHosts
 
-        self.app = app
+        self.trace = trace_enabled()
+        self.app = MessageLogger(app) if self.trace else app
         self.loop = loop
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
