@@ -351,7 +351,8 @@ OPTIONS: tuple[Option, ...] = (
         "limit_concurrency",
         INT,
         None,
-        "Maximum number of concurrent connections or tasks to allow, before issuing HTTP 503 responses.",
+        "Maximum number of requests (and open WebSockets) in progress at once; a request beyond it is "
+        "answered 503. Idle keep-alive connections do not count.",
         nullable=True,
         minimum=1,
     ),
@@ -464,6 +465,33 @@ OPTIONS: tuple[Option, ...] = (
         60,
         "Maximum number of seconds a new worker may take to import the app and finish lifespan startup.",
         minimum=0.1,
+    ),
+    # Slow clients (helper B's block: request body rate floor, send timeout).
+    Option(
+        "limit_request_body_rate",
+        INT,
+        500,
+        "Minimum average rate, in bytes per second, at which a request body must arrive while the app "
+        "waits for it, once --limit-request-body-rate-grace has passed; slower: 408 and close. 0 turns "
+        "the floor off.",
+        minimum=0,
+        metavar="BYTES",
+    ),
+    Option(
+        "limit_request_body_rate_grace",
+        FLOAT,
+        10,
+        "Seconds a request body gets before --limit-request-body-rate applies (the body must have "
+        "arrived by grace + bytes / rate seconds after the app first waited for it).",
+        minimum=0,
+    ),
+    Option(
+        "timeout_send",
+        FLOAT,
+        60,
+        "Abort the connection when the client has not read any of the response for this many seconds "
+        "while the server has data waiting to be written (the app's send() gets the disconnect).",
+        minimum=0.01,
     ),
     # TLS.
     Option("ssl_keyfile", STR, None, "SSL key file.", nullable=True, metavar="PATH"),

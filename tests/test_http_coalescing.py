@@ -41,13 +41,17 @@ class _Transport:
 class _State:
     draining = False
     defaults = b""
+    total_requests = 0
+    metrics = None
+    access_log = None
+    on_request_done = None
 
     def default_headers(self, has_server: bool, has_date: bool) -> bytes:
         return b""
 
 
 class _Protocol:
-    """The few things a RequestCycle asks of its connection."""
+    """The few things a RequestCycle asks of its connection (palfrey.http.contract.CycleConnection)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -56,7 +60,7 @@ class _Protocol:
         self.write_paused = False
         self.completed: list[RequestCycle] = []
 
-    def response_complete(self, cycle: RequestCycle) -> None:
+    def cycle_done(self, cycle: RequestCycle) -> None:
         self.completed.append(cycle)
 
 

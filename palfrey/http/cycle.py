@@ -4,19 +4,22 @@ The cycle owns the `receive`/`send` pair given to the app: it hands out request 
 parser delivers it (asking the connection to pause reading when the app falls behind), and encodes
 the response: head from prepared bytes, coalesced with the first body chunk into one write,
 Content-Length / chunked / close-delimited framing decided once, and the length the app promised
-enforced.
+enforced. It records the finished request (access log, metrics) and handles an app that fails.
+It asks its connection only what `contract.CycleConnection` offers, and the connection changes the
+cycle only through its methods (`feed_body`, `end_body`, `disconnect`, `abort_body`, `fail`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from palfrey.http.response import STATUS_LINES, status_line
+from palfrey.http.response import STATUS_LINES, error_response, status_line
 
 if TYPE_CHECKING:
-    from palfrey.http.protocol import HttpProtocol
+    from palfrey.http.contract import CycleConnection
 
 logger = logging.getLogger("palfrey.error")
 
@@ -43,8 +46,8 @@ class RequestCycle:
         "body",
         "body_allowed",
         "body_delivered",
-        "buffered",
         "chunked",
+        "consumed",
         "disconnected",
         "expect_continue",
         "expected_length",
@@ -57,6 +60,7 @@ class RequestCycle:
         "pending",
         "pending_size",
         "protocol",
+        "received",
         "response_complete",
         "response_headers",
         "response_started",
@@ -71,7 +75,7 @@ class RequestCycle:
 
     def __init__(
         self,
-        protocol: HttpProtocol,
+        protocol: CycleConnection,
         scope: dict[str, Any],
         *,
         keep_alive: bool,
@@ -91,7 +95,8 @@ class RequestCycle:
         self.http10 = http10
         self.start_time = start_time
         self.body: list[bytes] = []
-        self.buffered = 0
+        self.received = 0  # request body bytes received so far (the connection's rate floor reads it)
+        self.consumed = 0  # `received` when the app last took the buffer
         self.waiter: asyncio.Future[None] | None = None
         self.disconnected = False
         self.response_started = False
@@ -109,14 +114,14 @@ class RequestCycle:
         self.flush_handle: asyncio.Handle | None = None
         self.task: asyncio.Task[None] | None = None  # set by the protocol; leaves state.tasks at the end
 
-    # Fed by the protocol.
+    # Fed by the connection.
 
     def feed_body(self, data: bytes) -> None:
         if self.response_complete:
             return  # the app answered without reading: the rest of the body is discarded
         self.body.append(data)
-        self.buffered += len(data)
-        if self.buffered > HIGH_WATER:
+        self.received += len(data)
+        if self.received - self.consumed > HIGH_WATER:
             self.protocol.pause_reading()
         self.wake()
 
@@ -130,6 +135,26 @@ class RequestCycle:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def disconnect(self) -> None:
+        """The client is gone: a waiting `receive()` returns `http.disconnect`, sends are dropped."""
+        if not self.disconnected:
+            self.disconnected = True
+            self.wake()
+
+    def abort_body(self) -> bool:
+        """The request body broke off (a framing error, a deadline): the request ends here.
+
+        The app gets `http.disconnect`. Returns whether the response had begun on the wire: then
+        the connection can only close; otherwise the cycle is finished and the connection's error
+        response answers the request.
+        """
+        self.more_body = False
+        self.disconnect()
+        if self.head_written:
+            return True
+        self.response_complete = True
+        return False
 
     # The ASGI callables.
 
@@ -156,7 +181,7 @@ class RequestCycle:
         if chunks:
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             chunks.clear()
-            self.buffered = 0
+            self.consumed = self.received
             self.protocol.body_consumed(self)
         else:
             body = b""
@@ -338,8 +363,73 @@ class RequestCycle:
         if self.pending:
             self.flush()
         self.response_complete = True
-        self.wake()  # an app task waiting in receive() now gets http.disconnect
-        self.protocol.response_complete(self)
+        waiter = self.waiter  # wake(), inlined: an app task waiting in receive() gets http.disconnect
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        # _done(), inlined: once per request
+        protocol = self.protocol
+        state = protocol.state
+        state.total_requests += 1
+        if state.metrics is not None:
+            state.metrics.record(self.scope["method"], self.status, self.sent, self.start_time)
+        if state.access_log is not None:
+            state.access_log.log(
+                self.scope,
+                self.status,
+                self.response_headers,
+                self.sent,
+                int((perf_counter() - self.start_time) * 1e9),
+            )
+        if state.on_request_done is not None:
+            state.on_request_done()
+        protocol.cycle_done(self)
+
+    def _done(self) -> None:
+        """Record the finished request (plain values only), then hand the connection back."""
+        protocol = self.protocol
+        state = protocol.state
+        state.total_requests += 1
+        metrics = state.metrics
+        if metrics is not None:
+            metrics.record(self.scope["method"], self.status, self.sent, self.start_time)
+        if state.access_log is not None:
+            state.access_log.log(
+                self.scope,
+                self.status,
+                self.response_headers,
+                self.sent,
+                int((perf_counter() - self.start_time) * 1e9),
+            )
+        if state.on_request_done is not None:
+            state.on_request_done()
+        protocol.cycle_done(self)
+
+    def fail(self, exc: BaseException | None) -> None:
+        """The app raised (or returned without completing its response).
+
+        What it sent stays on the wire; if its response had not begun, the client gets a 500.
+        """
+        protocol = self.protocol
+        state = protocol.state
+        if exc is not None and not isinstance(exc, asyncio.CancelledError):
+            logger.error("Exception in ASGI application\n", exc_info=exc)
+            if state.metrics is not None:
+                state.metrics.app_exceptions += 1
+        if self.response_complete:
+            return
+        if (self.response_started and self.head_written) or self.disconnected:
+            self.flush()  # what the app sent before failing still reaches the client
+            protocol.abort_response()
+            return
+        self.status = 500
+        self.response_headers = ()
+        self.keep_alive = False
+        self.response_complete = True
+        if not self.transport.is_closing():
+            self.transport.write(
+                error_response(500, "Internal Server Error", state.default_headers(False, False))
+            )
+        self._done()
 
     # Running the app.
 
@@ -347,7 +437,7 @@ class RequestCycle:
         try:
             result = await app(self.scope, self.receive, self.send)
         except BaseException as exc:
-            self.protocol.app_failed(self, exc)
+            self.fail(exc)
             if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
                 raise
             return
@@ -361,4 +451,4 @@ class RequestCycle:
                 logger.error("ASGI callable returned without starting response.")
             else:
                 logger.error("ASGI callable returned without completing response.")
-            self.protocol.app_failed(self, None)
+            self.fail(None)

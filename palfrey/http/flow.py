@@ -1,22 +1,30 @@
 """Write flow control shared by the HTTP and WebSocket connection protocols.
 
 The transport calls pause_writing/resume_writing around its buffer's high-water mark; a sender that
-finds `write_paused` set waits on a future in `drain_waiters`, released here when the buffer drains
-or the connection is lost (so no sender waits forever on a dead connection).
+finds `write_paused` set awaits `drain()`, which parks it on a future in `drain_waiters`, released
+here when the buffer drains or the connection is lost (so no sender waits forever on a dead
+connection).
+
+`drain()` asks the transport whether it is closing, never a protocol flag such as "this is the last
+request": a connection that is draining (HUP, recycling, shutdown) still has a client that may stop
+reading, and its sender must still wait rather than pile the response up in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
 class WriteFlow:
-    """Mixin: the owner sets `write_paused = False` and `drain_waiters = []` in its constructor."""
+    """Mixin: the owner sets `write_paused = False`, `drain_waiters = []`, `loop` and `transport`."""
 
     __slots__ = ()
 
     write_paused: bool
     drain_waiters: list[asyncio.Future[None]]
+    loop: asyncio.AbstractEventLoop
+    transport: Any
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -30,3 +38,10 @@ class WriteFlow:
             if not waiter.done():
                 waiter.set_result(None)
         self.drain_waiters.clear()
+
+    async def drain(self) -> None:
+        """Wait until the transport's buffer drains, or the connection goes away."""
+        if self.write_paused and not self.transport.is_closing():
+            waiter = self.loop.create_future()
+            self.drain_waiters.append(waiter)
+            await waiter

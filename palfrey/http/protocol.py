@@ -1,9 +1,16 @@
 """The HTTP/1.1 connection: one asyncio.Protocol for both parsers.
 
 It owns everything that is about the connection rather than the bytes: keep-alive, pipelining
-(requests answered strictly in order), read and write flow control, the header/body/keep-alive
-deadlines (checked by the server's once-per-tick sweep, so no timer is scheduled per request),
-error responses for bad input, and graceful shutdown.
+(requests answered strictly in order), read and write flow control, the header/body/keep-alive/send
+deadlines and the request-body rate floor (checked by the server's once-per-tick sweep, so no timer
+is scheduled per request), error responses for bad input, and graceful shutdown. It implements
+`contract.CycleConnection` for the request cycles it runs, and changes a cycle only through the
+cycle's methods.
+
+Two facts are kept apart: `last_request` (no further request will be read on this connection:
+keep-alive is off, the server drains, a deadline or an error ended it) and the transport closing
+(`transport.is_closing()`). Flow control reads only the second, so read pausing, write
+back-pressure and drain waiters work the same on a connection that is serving its last request.
 """
 
 from __future__ import annotations
@@ -16,6 +23,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from palfrey.http.cycle import RequestCycle
+from palfrey.http.deadlines import (
+    _BODY,
+    _DRAIN,
+    _HEADER,
+    _KEEP_ALIVE,
+    _LINGER,
+    _NONE,
+    INF,
+    DeadlineSweep,
+)
 from palfrey.http.flow import WriteFlow
 from palfrey.http.head import BODY_NONE, Framing, ParseError, split_target
 from palfrey.http.response import error_response
@@ -25,9 +42,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("palfrey.error")
 
-INF = float("inf")
 LINGER = 2.0  # seconds to keep reading (and discarding) after the last response, before closing
-_NONE, _HEADER, _BODY, _KEEP_ALIVE, _LINGER, _DRAIN = range(6)
 _FRESH_GRACE = 1.0  # seconds a never-used connection gets to send its request during a drain
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _REASONS = {
@@ -39,7 +54,7 @@ _REASONS = {
 }
 
 
-class HttpProtocol(WriteFlow, asyncio.Protocol):
+class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
     """One client connection."""
 
     def __init__(self, state: ServerState) -> None:
@@ -55,7 +70,12 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
         self.drain_waiters: list[asyncio.Future[None]] = []
         self.deadline = INF
         self.deadline_kind = _NONE
-        self.closing = False
+        self.send_deadline = INF  # set while the transport's buffer is full (the client not reading)
+        self.body_since = 0.0  # the request-body rate floor: when the measurement (re)started
+        self.body_mark = 0  # the measured cycle's `received` then
+        self.body_gap = INF  # when the body deadline's gap since the last chunk runs out
+        self.body_cycle: RequestCycle | None = None  # the request whose body is being measured
+        self.last_request = False  # no further request on this connection (not: the transport closes)
         self.discard_input = False  # the parser failed or the last response is out: ignore bytes
         self.pending_error: ParseError | None = None
         self.client: tuple[str, int] | None = None
@@ -87,12 +107,12 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
         state.connections.discard(self)
         if state.draining:
             state.check_idle()
-        self.closing = True
-        self.deadline = INF
+        self.last_request = True
+        self.deadline = self.send_deadline = INF
+        self.deadline_kind = _NONE
         for cycle in (self.cycle, self.parsing, *self.pipeline):
-            if cycle is not None and not cycle.disconnected:
-                cycle.disconnected = True
-                cycle.wake()
+            if cycle is not None:
+                cycle.disconnect()
         self.release_drain_waiters()
 
     def data_received(self, data: bytes) -> None:
@@ -103,6 +123,8 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
         if self.deadline_kind == _KEEP_ALIVE:
             self.deadline_kind = _NONE
             self.deadline = INF
+            if self.write_paused:
+                self._clear_deadline()
         try:
             self.parser.feed(data)
         except ParseError as exc:
@@ -112,8 +134,7 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
             if self.deadline_kind != _HEADER and self.deadline_kind != _DRAIN:
                 self._set_deadline(_HEADER, self.state.timeout_request_header)
         elif self.deadline_kind == _HEADER:
-            self.deadline_kind = _NONE
-            self.deadline = INF
+            self._clear_deadline()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: a half-closed client gets no more responses
@@ -131,8 +152,7 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
         state = self.state
         self.requests += 1
         if self.deadline_kind == _DRAIN:
-            self.deadline_kind = _NONE  # the request is served (with Connection: close)
-            self.deadline = INF
+            self._clear_deadline()  # the request is served (with Connection: close)
         if target[:1] == b"/":  # origin form, nearly every request: no call
             raw_path, _, query_string = target.partition(b"?")
         else:
@@ -170,7 +190,7 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
         cycle = RequestCycle(
             self,
             scope,
-            keep_alive=framing.keep_alive and not self.closing,
+            keep_alive=framing.keep_alive and not self.last_request,
             expect_continue=framing.expect_continue,
             more_body=framing.body != BODY_NONE,
             is_head=method == b"HEAD",
@@ -189,15 +209,14 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
         if cycle is not None:
             cycle.feed_body(data)
             if self.deadline_kind == _BODY:
-                self._set_deadline(_BODY, self.state.timeout_request_body)
+                self._body_deadline()
 
     def on_message_complete(self) -> None:
         cycle = self.parsing
         if cycle is not None:
             cycle.end_body()
             if self.deadline_kind == _BODY:
-                self.deadline_kind = _NONE
-                self.deadline = INF
+                self._clear_deadline()
 
     def on_upgrade(self, rest: bytes) -> None:
         """The parser stopped after an upgrade head; `rest` is what it received past the head."""
@@ -230,12 +249,15 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
 
     # Cycles
 
-    def _start(self, cycle: RequestCycle) -> None:
+    def _start(self, cycle: RequestCycle, finishing: int = 0) -> None:
+        """Run the app for `cycle` (`finishing`: request tasks about to end, not counted as work)."""
         state = self.state
         self.cycle = cycle
         app = state.app
         limit = state.limit_concurrency
-        if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
+        # --limit-concurrency counts work: request tasks and WebSocket sessions (both in
+        # state.tasks), never idle keep-alive connections. See ServerState.at_capacity.
+        if limit is not None and len(state.tasks) - finishing >= limit:
             app = _service_unavailable
             if self.metrics is not None:
                 self.metrics.limited += 1
@@ -245,22 +267,8 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
         state.tasks.add(task)
         cycle.task = task
 
-    def response_complete(self, cycle: RequestCycle) -> None:
-        """The app finished its response: log it, then move on to the next request or close."""
-        state = self.state
-        state.total_requests += 1
-        if self.metrics is not None:
-            self.metrics.response(cycle)
-        if state.access_log is not None:
-            state.access_log.log(
-                cycle.scope,
-                cycle.status,
-                cycle.response_headers,
-                cycle.sent,
-                int((perf_counter() - cycle.start_time) * 1e9),
-            )
-        if state.on_request_done is not None:
-            state.on_request_done()
+    def cycle_done(self, cycle: RequestCycle) -> None:
+        """The cycle finished (and recorded) its response: next request, or close."""
         if self.transport.is_closing():
             return
         if cycle.more_body and cycle is self.parsing:
@@ -269,16 +277,15 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
             # connection before the client has read the response.
             self.linger()
             return
-        if not cycle.keep_alive or self.closing:
+        if not cycle.keep_alive or self.last_request:
             if self.pipeline:
                 self.linger()  # requests the client sent after this one stay unanswered
             else:
-                self.closing = True
-                self.transport.close()
+                self._close()
             return
         self.cycle = None
         if self.pipeline:
-            self._start(self.pipeline.popleft())
+            self._start(self.pipeline.popleft(), 1)  # this cycle's task is still ending
             if not self.pipeline:
                 self.resume_reading()
             return
@@ -289,92 +296,51 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
             self.resume_reading()
         if not self.parser.in_head:  # _set_deadline, inlined: once per keep-alive request
             self.deadline_kind = _KEEP_ALIVE
-            self.deadline = self.loop.time() + state.timeout_keep_alive
+            self.deadline = self.loop.time() + self.state.timeout_keep_alive
 
-    def app_failed(self, cycle: RequestCycle, exc: BaseException | None) -> None:
-        if exc is not None and not isinstance(exc, asyncio.CancelledError):
-            logger.error("Exception in ASGI application\n", exc_info=exc)
-            if self.metrics is not None:
-                self.metrics.app_exceptions += 1
-        if cycle.response_complete:
-            return
-        if (cycle.response_started and cycle.head_written) or cycle.disconnected:
-            cycle.flush()  # what the app sent before failing still reaches the client
-            self.closing = True
-            if self.transport is not None:
-                self.transport.close()
-            return
-        cycle.status = 500
-        cycle.response_headers = ()
-        cycle.keep_alive = False
-        cycle.response_complete = True
-        if not self.transport.is_closing():
-            self.transport.write(
-                error_response(500, "Internal Server Error", self.state.default_headers(False, False))
-            )
-        self.response_complete(cycle)
+    def abort_response(self) -> None:
+        """The response broke off (the app failed after it began): close after what was written."""
+        self._close()
 
     # Flow control
 
+    # Flow control reads whether the transport is closing, never `last_request`: a connection
+    # serving its last request (a drain) still needs read pausing and write back-pressure.
+
     def pause_reading(self) -> None:
-        if not self.read_paused and not self.closing:
+        if not self.read_paused and not self.transport.is_closing():
             self.read_paused = True
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self.read_paused and not self.closing and self.pending_error is None:
+        if self.read_paused and self.pending_error is None and not self.transport.is_closing():
             self.read_paused = False
             self.transport.resume_reading()
 
     def wait_for_body(self, cycle: RequestCycle) -> None:
-        """The app waits for body data: let it in, and start the body deadline."""
+        """The app waits for body data: let it in, and start the body deadline and rate floor."""
         if cycle is self.parsing and not self.pipeline:
             self.resume_reading()
-        self._set_deadline(_BODY, self.state.timeout_request_body)
+        if cycle is not self.body_cycle:
+            self.body_cycle = cycle
+            self._restart_body_rate(cycle)
+        self.deadline_kind = _BODY
+        self._body_deadline()
 
     def body_consumed(self, cycle: RequestCycle) -> None:
         if self.deadline_kind == _BODY:
-            self.deadline_kind = _NONE
-            self.deadline = INF
+            self._clear_deadline()
         if self.read_paused and not self.pipeline and cycle is self.parsing:
             self.resume_reading()
-
-    async def drain(self) -> None:
-        if self.write_paused and not self.closing:
-            waiter = self.loop.create_future()
-            self.drain_waiters.append(waiter)
-            await waiter
+            # The app held the client back: the rate floor measures the client, so it starts over.
+            self._restart_body_rate(cycle)
 
     # Deadlines, errors, shutdown
 
-    def _set_deadline(self, kind: int, timeout: float) -> None:
-        self.deadline_kind = kind
-        self.deadline = self.loop.time() + timeout
-
-    def check_deadline(self, now: float) -> None:
-        """Called by the server's sweep; acts when this connection's deadline has passed."""
-        if now < self.deadline:
-            return
-        kind = self.deadline_kind
-        self.deadline = INF
-        self.deadline_kind = _NONE
-        if kind == _HEADER:
-            if self.cycle is not None:
-                self.close_after_response()  # a pipelined head is trickling in: no more requests
-            elif self.parser.in_head:
-                logger.debug("Request head not received in time; closing the connection")
-                self._reject(ParseError(408, "Request head timeout"), log=False)
-            else:
-                self.closing = True  # not one byte of a request: nothing to answer
-                self.transport.close()
-        elif kind == _BODY:
-            cycle = self.parsing
-            if cycle is not None and cycle.more_body:
-                logger.warning("Request body not received in time; closing the connection")
-                self._reject(ParseError(408, "Request body timeout"), log=False)
-        else:  # keep-alive or linger
-            self.closing = True
-            self.transport.close()
+    def _close(self) -> None:
+        """No more requests, and close the transport once what was written is out."""
+        self.last_request = True
+        self.transport.close()
 
     def _reject(self, exc: ParseError, *, log: bool = True) -> None:
         """Answer a request the app must not see (or whose body broke off), then close.
@@ -390,24 +356,20 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
         if broken is not None and broken.more_body:
             scope = broken.scope
             self.parsing = None
-            broken.more_body = False
+            began = broken.abort_body()
             if broken is not self.cycle:
                 self.pipeline.remove(broken)  # queued, never started: the error answers it
             else:
-                broken.disconnected = True
-                broken.wake()
-                if broken.head_written:
+                if began:
                     logger.warning(
                         "%s (%s) from %s",
                         _REASONS.get(exc.status, _REASONS[400]),
                         exc.reason,
                         _client_text(self.client),
                     )
-                    self.closing = True
                     self.discard_input = True
-                    self.transport.close()
+                    self._close()
                     return
-                broken.response_complete = True
                 self.cycle = None
         self.discard_input = True
         if self.cycle is not None:
@@ -436,7 +398,7 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
         (an upload the app did not read, a rejected head) may then lose the response. So the write
         side is shut first and input is read and discarded until the client closes or LINGER passes.
         """
-        self.closing = True
+        self.last_request = True
         self.discard_input = True
         transport = self.transport
         if transport.is_closing():
@@ -451,7 +413,7 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
         self._set_deadline(_LINGER, LINGER)
 
     def close_after_response(self) -> None:
-        self.closing = True
+        self.last_request = True
 
     def shutdown(self) -> None:
         """Graceful shutdown: idle connections close now, busy ones after their response.
@@ -460,14 +422,12 @@ class HttpProtocol(WriteFlow, asyncio.Protocol):
         client that is sending its first request right now; it gets a short grace (answered with
         `Connection: close`) instead of a reset that would lose that request.
         """
-        self.closing = True
+        self.last_request = True  # the response in progress (if any) is this connection's last
         if self.cycle is None or self.cycle.response_complete:
             if not self.requests and not self.parser.in_head:
                 self._set_deadline(_DRAIN, min(_FRESH_GRACE, self.state.timeout_request_header))
                 return
             self.transport.close()
-        elif self.cycle is not None:
-            self.cycle.keep_alive = False
 
 
 def _client_text(client: tuple[str, int] | None) -> str:

@@ -13,10 +13,17 @@ import re
 from bisect import bisect_left
 from collections.abc import Callable
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from palfrey.http.cycle import RequestCycle
+
+class Answered(Protocol):
+    """Anything that carries a finished request's values (a RequestCycle does)."""
+
+    scope: dict[str, Any]
+    status: int
+    sent: int
+    start_time: float
+
 
 # Request duration buckets in seconds (Prometheus's defaults): fixed, so every worker's histogram
 # merges with every other's by adding lists.
@@ -99,25 +106,34 @@ class Recorder:
         self.limited = 0  # 503 answers from --limit-concurrency
         self.protocol_errors: dict[tuple[int, str], int] = {}
 
-    def response(
+    def record(
         self,
-        cycle: RequestCycle,
+        method: str,
+        status: int,
+        sent: int,
+        start_time: float,
         _bounds: tuple[float, ...] = DURATION_BOUNDS,
         _clock: Callable[[], float] = perf_counter,
         _bisect: Callable[[tuple[float, ...], float], int] = bisect_left,
     ) -> None:
-        """One request answered (called from HttpProtocol.response_complete).
+        """One request answered: its method, status, response body bytes and `perf_counter` start.
 
-        The defaults bind module globals as locals: about a quarter of this call's cost (~80 ns).
+        Called by the request cycle when its response is complete. Plain values, so the recorder
+        knows nothing of the HTTP code (and an HTTP/2 stream records the same way). The defaults
+        bind module globals as locals: about a quarter of this call's cost (~80 ns).
         """
-        counts = self.requests.get(cycle.scope["method"])
+        counts = self.requests.get(method)
         if counts is None:
-            counts = self.requests[cycle.scope["method"]] = [0] * STATUS_CLASSES
-        counts[cycle.status // 100] += 1
-        elapsed = _clock() - cycle.start_time
+            counts = self.requests[method] = [0] * STATUS_CLASSES
+        counts[status // 100] += 1
+        elapsed = _clock() - start_time
         self.duration_buckets[_bisect(_bounds, elapsed)] += 1
         self.duration_sum += elapsed
-        self.bytes_out += cycle.sent
+        self.bytes_out += sent
+
+    def response(self, answered: Answered) -> None:
+        """`record` from an object carrying the values (kept for callers holding a cycle-like object)."""
+        self.record(answered.scope["method"], answered.status, answered.sent, answered.start_time)
 
     def protocol_error(self, status: int, reason: str) -> None:
         """A request rejected before the app saw it (400, 408, 414, 431, 501), by reason."""

@@ -31,6 +31,8 @@ Routes (anything else: 404):
                     receive(); /wait-disconnect/result says how the wait ended
   /hold             waits for event `release-hold`, or for the client to leave (concurrency tests)
   /rss              the process's resident memory in bytes (Linux)
+  /event/set-later  ?name=&delay=: answers at once, sets the event `delay` seconds later (a release
+                    that needs no new connection, for tests that shut the listener down meanwhile)
 """
 
 from __future__ import annotations
@@ -318,6 +320,11 @@ async def event_set(scope: Scope, receive: Receive, send: Send, query: dict[str,
     await respond(send, 200, b"set")
 
 
+async def event_set_later(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
+    asyncio.get_running_loop().call_later(float(query["delay"]), event(query["name"]).set)
+    await respond(send, 200, b"scheduled")
+
+
 async def event_clear(scope: Scope, receive: Receive, send: Send, query: dict[str, str]) -> None:
     event(query["name"]).clear()
     await respond(send, 200, b"cleared")
@@ -357,6 +364,7 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send, dict[str, str]], Awaitable[Non
     "/hold": hold,
     "/rss": rss,
     "/event/set": event_set,
+    "/event/set-later": event_set_later,
     "/event/clear": event_clear,
     "/event/wait": event_wait,
 }
