@@ -29,6 +29,12 @@ test: $(STAMP) test-tools
 lint: $(STAMP)
 	$(BIN)/ruff check palfrey tests benchmarks docs_src
 	$(BIN)/ruff format --check palfrey tests benchmarks docs_src
+	$(BIN)/mypy
+
+# mypy with the [tool.mypy] settings of pyproject.toml (strict, palfrey/ only).
+.PHONY: typecheck
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format palfrey tests benchmarks docs_src
@@ -36,6 +42,7 @@ format: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m palfrey.settings_doc > docs/settings.md
+	$(BIN)/python -m palfrey.settings_doc --config-annotations
 
 # --- bench: benchmarks/README.md -------------------------------------------------------------
 # Peers (uvicorn, granian, hypercorn, gunicorn, ...) live in their own venv so they never become

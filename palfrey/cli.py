@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 import palfrey
-from palfrey.config import Config, ConfigError
+from palfrey.config import Config
+from palfrey.errors import EXIT_BAD_SETTINGS, EXIT_CONFIG, ConfigError
 from palfrey.options import BOOL, CHOICE, FLOAT, INT, MULTI, OPTIONS, STR, Option
 
 _CLICK_TYPES: dict[str, Any] = {STR: str, INT: int, FLOAT: float}
@@ -93,7 +94,7 @@ def _build_command() -> click.Command:
     return click.command(context_settings={"auto_envvar_prefix": "PALFREY", "show_default": True})(command)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = EXIT_CONFIG) -> None:
     """Print one clear line and exit; the operator needs the reason, not a traceback."""
     click.secho(f"Error: {message}", err=True, fg="red")
     sys.exit(code)
@@ -106,12 +107,12 @@ def run_from_cli(app: str, settings: dict[str, Any]) -> None:
     try:
         config = Config(app, **settings)
     except ConfigError as exc:
-        fail(str(exc), code=2)
+        fail(str(exc), code=EXIT_BAD_SETTINGS)
         return
     try:
         code = run_config(config)
     except (ConfigError, LogConfigError) as exc:
-        fail(str(exc), code=1)
+        fail(str(exc), code=EXIT_CONFIG)
         return
     sys.exit(code)
 

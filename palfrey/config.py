@@ -9,15 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from palfrey.errors import ConfigError
 from palfrey.options import BOOL, CHOICE, FLOAT, INT, MULTI, OPTIONS, OPTIONS_BY_NAME, STR, Option
 
 AppType = str | Callable[..., Any]
 
-
-class ConfigError(ValueError):
-    """A setting has a bad value; the message is one line, fit for the user."""
+__all__ = ["AppType", "Config", "ConfigError"]
 
 
 def _coerce(option: Option, value: Any) -> Any:
@@ -80,8 +79,82 @@ class Config:
     __slots__ = ("_values", "app")
 
     app: AppType
+    _values: Mapping[str, Any]
+    # One typed attribute per setting, in table order: `Option.annotation` of each entry in
+    # palfrey.options.OPTIONS, written by `make docs` (tests/test_config.py checks they match). The
+    # values live in `_values` and are read through `__getattr__`; these lines only type them.
+    # --- settings: begin ---
+    host: str
+    port: int
+    uds: str | None
+    fd: int | None
+    backlog: int
+    reload: bool
+    reload_dirs: tuple[str, ...]
+    reload_includes: tuple[str, ...]
+    reload_excludes: tuple[str, ...]
+    reload_delay: float
+    workers: int
+    preload: bool
+    reuse_port: bool
+    pid: str | None
+    loop: str
+    http: str
+    ws: str
+    ws_max_size: int
+    ws_max_queue: int
+    ws_ping_interval: float | None
+    ws_ping_timeout: float | None
+    ws_per_message_deflate: bool
+    ws_deflate_window_bits: int
+    lifespan: str
+    interface: str
+    threads: int
+    env_file: str | None
+    log_config: str | dict[str, Any] | None
+    log_level: str | None
+    access_log: bool
+    access_log_format: str | None
+    use_colors: bool | None
+    proxy_headers: bool
+    server_header: bool
+    date_header: bool
+    forwarded_allow_ips: str
+    root_path: str
+    limit_concurrency: int | None
+    limit_max_requests: int | None
+    limit_max_requests_jitter: int
+    limit_max_memory: int | None
+    limit_worker_lifetime: float | None
+    limit_request_line: int
+    limit_request_fields: int
+    limit_request_field_size: int
+    timeout_keep_alive: float
+    timeout_request_header: float
+    timeout_request_body: float
+    timeout_graceful_shutdown: float | None
+    timeout_worker_healthcheck: float | None
+    timeout_worker_boot: float
+    limit_request_body_rate: int
+    limit_request_body_rate_grace: float
+    timeout_send: float
+    ssl_keyfile: str | None
+    ssl_certfile: str | None
+    ssl_keyfile_password: str | None
+    ssl_version: int
+    ssl_cert_reqs: int
+    ssl_ca_certs: str | None
+    ssl_ciphers: str
+    metrics: bool
+    metrics_bind: str
+    headers: tuple[str, ...]
+    app_dir: str
+    h11_max_incomplete_event_size: int | None
+    factory: bool
+    reset_contextvars: bool
+    # --- settings: end ---
 
-    def __init__(self, app: AppType, **settings: Any) -> None:
+    def __init__(self, app: AppType, *, _env_file_loaded: bool = False, **settings: Any) -> None:
         unknown = sorted(set(settings) - set(OPTIONS_BY_NAME))
         if unknown:
             raise TypeError(f"unknown setting(s): {', '.join(unknown)}")
@@ -97,13 +170,14 @@ class Config:
                 values[option.name] = option.default
         if log_config is not None:
             values["log_config"] = log_config
-        if values["env_file"] is not None:
+        if values["env_file"] is not None and not _env_file_loaded:
             _load_env_file(values["env_file"])
         if values["workers"] is None:
             values["workers"] = _workers_from_environment()
         if values["forwarded_allow_ips"] is None:
-            values["forwarded_allow_ips"] = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-            _check_trusted_hosts(values["forwarded_allow_ips"], "FORWARDED_ALLOW_IPS")
+            from_environment = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+            _check_trusted_hosts(from_environment, "FORWARDED_ALLOW_IPS")
+            values["forwarded_allow_ips"] = from_environment
         else:
             _check_trusted_hosts(values["forwarded_allow_ips"], "--forwarded-allow-ips")
         if isinstance(app, str):
@@ -115,11 +189,13 @@ class Config:
         object.__setattr__(self, "app", app)
         object.__setattr__(self, "_values", MappingProxyType(values))
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(f"Config has no setting {name!r}") from None
+    if not TYPE_CHECKING:  # hidden from mypy, so `config.prot` is a type error, not `Any`
+
+        def __getattr__(self, name: str) -> Any:
+            try:
+                return self._values[name]
+            except KeyError:
+                raise AttributeError(f"Config has no setting {name!r}") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Config is immutable; use config.replace(...)")
@@ -132,11 +208,17 @@ class Config:
         return iter(self._values.items())
 
     def replace(self, **changes: Any) -> Config:
-        """A copy with some settings changed (validated again)."""
+        """A copy with some settings changed (validated again).
+
+        The env file is not loaded again: it was loaded into os.environ when this config was built,
+        and loading it on every copy (the master and each worker make several) would undo any
+        change the app or the process made to those variables since.
+        """
         values = dict(self._values)
         app = changes.pop("app", self.app)
         values.update(changes)
-        return Config(app, **values)
+        reload_env = "env_file" in changes and changes["env_file"] != self._values["env_file"]
+        return Config(app, _env_file_loaded=not reload_env, **values)
 
     @property
     def values(self) -> Mapping[str, Any]:
@@ -153,7 +235,8 @@ def _workers_from_environment() -> int:
     if raw is None or raw.strip() == "":
         return 1
     try:
-        return _coerce(OPTIONS_BY_NAME["workers"], raw)
+        count: int = _coerce(OPTIONS_BY_NAME["workers"], raw)
+        return count
     except ConfigError as exc:
         raise ConfigError(f"WEB_CONCURRENCY={raw!r}: {exc}") from None
 

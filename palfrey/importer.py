@@ -10,17 +10,23 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from palfrey.errors import AppLoadError
 
-class AppLoadError(Exception):
-    """The app could not be loaded. `show_traceback` is True when the user's own code raised."""
+__all__ = ["AppLoadError", "detect_interface", "import_from_string", "load_app", "log_app_load_error"]
 
-    def __init__(self, message: str, *, show_traceback: bool = False) -> None:
-        super().__init__(message)
-        self.show_traceback = show_traceback
+
+def log_app_load_error(logger: logging.Logger, exc: AppLoadError) -> None:
+    """Log why the app did not load: one line for the operator's mistakes, the traceback for the
+    user's own code (the exception that code raised, not palfrey's wrapper)."""
+    if exc.show_traceback and exc.__cause__ is not None:
+        logger.error("%s", exc, exc_info=exc.__cause__)
+    else:
+        logger.error("%s", exc)
 
 
 def import_from_string(import_str: str) -> Any:

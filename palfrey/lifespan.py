@@ -11,19 +11,20 @@ import asyncio
 import logging
 from typing import Any
 
+from palfrey.asgi_types import ASGIApp, ASGIVersions, LifespanScope, Message
 from palfrey.logging import TRACE_LOG_LEVEL
 
 logger = logging.getLogger("palfrey.error")
 
-_ASGI = {"version": "3.0", "spec_version": "2.0"}
+_ASGI: ASGIVersions = {"version": "3.0", "spec_version": "2.0"}
 
 
 class Lifespan:
-    def __init__(self, app: Any, mode: str, state: dict[str, Any]) -> None:
+    def __init__(self, app: ASGIApp, mode: str, state: dict[str, Any]) -> None:
         self.app = app
         self.mode = mode
         self.state = state
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.queue: asyncio.Queue[Message] = asyncio.Queue()
         self.startup_event = asyncio.Event()
         self.shutdown_event = asyncio.Event()
         self.startup_failed = False
@@ -59,9 +60,9 @@ class Lifespan:
             logger.info("Application shutdown complete.")
 
     async def _main(self) -> None:
-        scope = {"type": "lifespan", "asgi": _ASGI, "state": self.state}
+        scope: LifespanScope = {"type": "lifespan", "asgi": _ASGI, "state": self.state}
         try:
-            await self.app(scope, self._receive, self._send)
+            await self.app(dict(scope), self._receive, self._send)
         except asyncio.CancelledError:
             raise  # a forced exit skips lifespan shutdown and cancels the app: nothing went wrong
         except BaseException as exc:
@@ -89,13 +90,13 @@ class Lifespan:
             self.startup_event.set()
             self.shutdown_event.set()
 
-    async def _receive(self) -> dict[str, Any]:
+    async def _receive(self) -> Message:
         self.received = True
         message = await self.queue.get()
         logger.log(TRACE_LOG_LEVEL, "ASGI [lifespan] Receive %s", message["type"])
         return message
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send(self, message: Message) -> None:
         kind = message["type"]
         logger.log(TRACE_LOG_LEVEL, "ASGI [lifespan] Send %s", kind)
         if kind == "lifespan.startup.complete":

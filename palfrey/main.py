@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from palfrey.config import AppType, Config
+from palfrey.errors import EXIT_CONFIG
 
 
 def run(app: AppType, **settings: Any) -> None:
@@ -41,7 +42,7 @@ def run_config(config: Config) -> int:
             logging.getLogger("palfrey.error").error(
                 '--reload needs the app as an import string ("module:attribute") so it can re-import it.'
             )
-            return 1
+            return EXIT_CONFIG
         from palfrey.supervisor.master import Master
 
         return Master(config).run()

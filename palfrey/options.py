@@ -17,6 +17,16 @@ from typing import Any
 STR, INT, FLOAT, BOOL, CHOICE, MULTI = "str", "int", "float", "bool", "choice", "multi"
 
 
+_PYTHON_TYPES = {
+    STR: "str",
+    INT: "int",
+    FLOAT: "float",
+    BOOL: "bool",
+    CHOICE: "str",
+    MULTI: "tuple[str, ...]",
+}
+
+
 @dataclass(frozen=True)
 class Option:
     """One setting: its name, type, default, help text and how it is exposed."""
@@ -37,6 +47,8 @@ class Option:
     pending: str | None = None
     # Extra validation/normalisation of the value after type checks (raises ValueError).
     check: Callable[[Any], Any] | None = None
+    # The Python type of the value in `Config` when `kind` does not say it (a check converts it).
+    python_type: str | None = None
 
     @property
     def cli_flag(self) -> str:
@@ -50,6 +62,15 @@ class Option:
     @property
     def envvar(self) -> str:
         return "PALFREY_" + self.name.upper()
+
+    @property
+    def annotation(self) -> str:
+        """The type of `Config.<name>` as source text; `Config`'s annotations must match it (a test
+        checks), so `config.port` is an `int` to mypy, not `Any`."""
+        if self.python_type is not None:
+            return self.python_type
+        base = _PYTHON_TYPES[self.kind]
+        return f"{base} | None" if self.nullable or self.default is None else base
 
 
 def _header(value: Any) -> str:
@@ -110,7 +131,7 @@ def _metrics(value: bool) -> bool:
 
 
 def _metrics_bind(value: str) -> str:
-    from palfrey.metrics.endpoint import parse_bind
+    from palfrey.addresses import parse_bind
 
     parse_bind(value)  # ValueError with a one-line message
     return value.strip()
@@ -185,6 +206,7 @@ OPTIONS: tuple[Option, ...] = (
         nullable=True,
         metavar="N|auto",
         check=_workers,
+        python_type="int",  # Config resolves None to $WEB_CONCURRENCY or 1, "auto" to a count
     ),
     Option(
         "preload",
@@ -294,6 +316,7 @@ OPTIONS: tuple[Option, ...] = (
         "Logging configuration file. Supported formats: .ini, .json, .yaml.",
         nullable=True,
         metavar="PATH",
+        python_type="str | dict[str, Any] | None",  # palfrey.run() also takes a dictConfig dict
     ),
     Option(
         "log_level",
@@ -339,6 +362,7 @@ OPTIONS: tuple[Option, ...] = (
         "Comma separated list of IP Addresses, IP Networks, or literals (e.g. unix:) to trust with "
         "proxy headers. Defaults to $FORWARDED_ALLOW_IPS or '127.0.0.1,::1'. '*' trusts all.",
         nullable=True,
+        python_type="str",  # Config resolves None to $FORWARDED_ALLOW_IPS or "127.0.0.1"
     ),
     Option(
         "root_path",

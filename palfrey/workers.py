@@ -44,13 +44,14 @@ DRAIN_GRACE = 0.1
 MAX_HEARTBEAT = 1.0
 
 
-class PalfreyWorker(Worker):
+class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type information
     """A gunicorn worker serving an ASGI or WSGI app with palfrey (parser and event loop: `auto`).
 
     Subclass and change `CONFIG_KWARGS` to set palfrey settings gunicorn has no name for.
     """
 
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "auto", "http": "auto"}
+    alive: bool  # gunicorn's Worker sets it; declared for the type checker
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

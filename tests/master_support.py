@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.support import ServerProcess
+from tests.support import ROOT, ServerProcess, palfrey_command
 
 READY_ALL = r"All (\d+) workers ready \(pids ([\d, ]+)\)"
 RESTARTED = r"Restart complete: every worker was replaced \(pids ([\d, ]+)\)"
@@ -256,3 +256,61 @@ def ready_count_never_below(output: str, target: int) -> int:
             lowest = len(ready) if lowest is None else min(lowest, len(ready))
     assert lowest is not None, output
     return lowest
+
+
+def spawn_group(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """Start palfrey as the leader of its own process group (a session), so a test can signal the whole
+    group the way systemd's KillMode=control-group or Ctrl+C in a terminal does (os.killpg)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", **(env or {})}
+    for name in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "GUNICORN_CMD_ARGS"):
+        full_env.pop(name, None)
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(
+        palfrey_command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=full_env,
+        cwd=str(ROOT),
+        start_new_session=True,
+    )
+    return ServerProcess(proc)
+
+
+def live_workers(server: ServerProcess) -> list[int]:
+    """Pids of workers that logged `ready` and have not been reported gone, in log order."""
+    ready: dict[int, None] = {}
+    for line in server.output().splitlines():
+        if m := re.search(r"Worker \(pid (\d+)\) ready", line):
+            ready[int(m.group(1))] = None
+        elif m := re.search(r"Worker \(pid (\d+)\) (draining|exited|died|stopped|did not)", line):
+            ready.pop(int(m.group(1)), None)
+    return [pid for pid in ready if alive(pid)]
+
+
+class SlowRequests:
+    """`count` concurrent requests to `path` (e.g. /sleep?seconds=3), each on its own connection."""
+
+    def __init__(self, port: int, path: str, count: int) -> None:
+        self.results: list[tuple[int, bytes] | str] = []
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._run, args=(port, path), daemon=True) for _ in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, port: int, path: str) -> None:
+        try:
+            status, _, body = request(port, path, timeout=30)
+            outcome: tuple[int, bytes] | str = (status, body)
+        except (OSError, ResponseLost) as exc:
+            outcome = repr(exc)
+        with self._lock:
+            self.results.append(outcome)
+
+    def join(self, timeout: float = 30.0) -> list[tuple[int, bytes] | str]:
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return self.results

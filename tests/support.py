@@ -1,22 +1,35 @@
-"""Start real palfrey processes for end-to-end tests, wait for readiness (never a sleep), always stop them."""
+"""The one set of end-to-end test helpers: start real palfrey processes, wait for readiness (never a
+sleep), always stop them; and the raw HTTP/1.1 client (`Conn`) every test module talks to them with.
+
+Fixtures built on these live in tests/conftest.py; the WebSocket raw client is in
+tests/websocket_support.py, the master's helpers in tests/master_support.py.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import select
 import selectors
 import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 _READY = re.compile(r"Palfrey running on (\S+)")
+PARSERS = ("httptools", "h11")
+HTTP_APP = "tests.apps.http_apps:app"  # the app of the HTTP core tests; routes on the path
+TIMEOUT = 5.0  # default bound on every socket wait of the raw client
 
 
 class ServerProcess:
@@ -74,6 +87,9 @@ class ServerProcess:
         self.proc.send_signal(sig)
 
 
+ServerFactory = Callable[..., ServerProcess]  # the type of conftest's `serve` fixture
+
+
 def palfrey_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "palfrey", *args]
 
@@ -102,6 +118,17 @@ def spawn_command(
         pass_fds=pass_fds,
     )
     return ServerProcess(proc)
+
+
+def spawn_script(code: str) -> ServerProcess:
+    """Run a Python snippet (dedented) with the test environment: palfrey used as a library."""
+    return spawn_command([sys.executable, "-c", textwrap.dedent(code)])
+
+
+def wait_ready(process: ServerProcess, timeout: float = 10.0) -> str:
+    """The URL of a process once it logs that it is running on 127.0.0.1."""
+    port = process.wait_for_line(r"Palfrey running on http://127\.0\.0\.1:(\d+)", timeout).group(1)
+    return f"http://127.0.0.1:{port}"
 
 
 def spawn(*args: str, env: dict[str, str] | None = None, cwd: str | Path | None = None) -> ServerProcess:
@@ -142,6 +169,62 @@ def stop(server: ServerProcess, timeout: float = 10.0) -> None:
     server._reader.join(timeout=5)
 
 
+# ----------------------------------------------------------------------------------------------------
+# gunicorn with palfrey's worker classes
+# ----------------------------------------------------------------------------------------------------
+
+GUNICORN_WORKERS = ["palfrey.workers.PalfreyWorker", "palfrey.workers.PalfreyH11Worker"]
+GUNICORN_APP = "tests.apps.gunicorn_apps:app"
+
+
+def gunicorn_command(*args: str) -> list[str]:
+    """`python -m gunicorn *args`, without the control socket gunicorn 24+ opens in $HOME by default
+    (parallel test servers would share it)."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    no_control = [flag for s in KNOWN_SETTINGS if s.name == "control_socket_disable" for flag in s.cli]
+    return [sys.executable, "-m", "gunicorn", *no_control[:1], *args]
+
+
+def spawn_gunicorn(
+    *args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
+) -> ServerProcess:
+    return spawn_command(gunicorn_command(*args), env=env, pass_fds=pass_fds)
+
+
+@contextmanager
+def run_gunicorn(
+    *args: str,
+    app: str = GUNICORN_APP,
+    worker: str | None = GUNICORN_WORKERS[0],
+    workers: int | None = 2,
+    ready: int | None = None,
+    env: dict[str, str] | None = None,
+    scheme: str = "http",
+    pass_fds: tuple[int, ...] = (),
+) -> Iterator[ServerProcess]:
+    """gunicorn on 127.0.0.1 and a free port, ready once `ready` workers log that they are serving.
+
+    `worker`/`workers` None leave `-k`/`-w` to a config file."""
+    options = ["-k", worker] if worker else []
+    options += ["-w", str(workers)] if workers else []
+    server = spawn_gunicorn(app, *options, "-b", "127.0.0.1:0", *args, env=env, pass_fds=pass_fds)
+    try:
+        match = server.wait_for_line(r"Listening at: \w+://127\.0\.0\.1:(\d+)", timeout=15)
+        server.port = int(match.group(1))
+        server.url = f"{scheme}://127.0.0.1:{server.port}"
+        # Each worker logs "Palfrey worker serving (pid: N)" once it serves (palfrey.workers).
+        server.wait_for_matches(r"Palfrey worker serving", ready or workers or 1, timeout=15.0)
+        yield server
+    finally:
+        stop(server, timeout=15)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Raw sockets
+# ----------------------------------------------------------------------------------------------------
+
+
 def raw_request(port: int, data: bytes, timeout: float = 5.0, host: str = "127.0.0.1") -> bytes:
     """Send bytes on a new connection and read until the server closes it (bounded by `timeout`)."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
@@ -174,54 +257,213 @@ def read_until_close(sock: socket.socket, timeout: float = 5.0) -> bytes:
 
 
 def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
-    """Read one HTTP response (Content-Length or chunked, or until close) from `sock`.
+    """Read one HTTP response (Content-Length or chunked, or until close) from `sock`, with `Conn`:
+    (status, headers with repeated names joined by ", ", body). A 1xx is returned as it is.
 
-    Bytes past that response in the same recv are dropped: for pipelined responses read the
-    whole stream instead (e.g. `raw_request` with `Connection: close` on the last request).
+    Bytes past that response are dropped: for pipelined responses use one `Conn.over(sock)` for all
+    of them, or read the whole stream (e.g. `raw_request` with `Connection: close` on the last request).
     """
-    sock.settimeout(timeout)
-    buffer = b""
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"closed before a full response head: {buffer!r}")
-        buffer += chunk
-    head, _, rest = buffer.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ")[1])
+    response = Conn.over(sock, timeout).read_response(final=False)
     headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        key = name.strip().lower()
-        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    if status < 200 or status in (204, 304):
-        return status, headers, b""
-    if "content-length" in headers:
-        length = int(headers["content-length"])
-        while len(rest) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
-        return status, headers, rest[:length]
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        body = b""
-        while True:
-            while b"\r\n" not in rest:
-                rest += sock.recv(65536)
-            size_line, _, rest = rest.partition(b"\r\n")
-            size = int(size_line.split(b";")[0], 16)
-            while len(rest) < size + 2:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed inside a chunk")
-                rest += chunk
-            body += rest[:size]
-            rest = rest[size + 2 :]
-            if size == 0:
-                return status, headers, body
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return status, headers, rest
-        rest += chunk
+    for key, value in response.headers:
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return response.status, headers, response.body
+
+
+# ----------------------------------------------------------------------------------------------------
+# A raw HTTP/1.1 client: exact bytes out, every response byte accounted for
+# ----------------------------------------------------------------------------------------------------
+
+
+class Closed(Exception):
+    """The server closed the connection before a full response arrived."""
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    chunks: list[int] = field(default_factory=list)  # chunk sizes of a chunked body
+    interim: list[int] = field(default_factory=list)  # 1xx statuses before this response
+
+    def header(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[0] if values else None
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key == name]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Conn:
+    """One client connection over a raw socket: the one raw HTTP/1.1 client of the tests.
+
+    `Conn(port)` connects to 127.0.0.1; `Conn.over(sock)` reads from a socket the test opened itself
+    (a unix socket, a TLS socket, one with options set before connecting)."""
+
+    def __init__(
+        self,
+        port: int,
+        timeout: float = TIMEOUT,
+        rcvbuf: int | None = None,
+        *,
+        sock: socket.socket | None = None,
+    ) -> None:
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            if rcvbuf is not None:  # before connect, so the TCP window never grows past it
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect(("127.0.0.1", port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        else:
+            sock.settimeout(timeout)
+        self.sock = sock
+        self.buffer = bytearray()
+        self.timeout = timeout
+
+    @classmethod
+    def over(cls, sock: socket.socket, timeout: float = TIMEOUT) -> Conn:
+        return cls(0, timeout, sock=sock)
+
+    def __enter__(self) -> Conn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+    @property
+    def local_port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def trickle(self, data: bytes, step: int = 1) -> None:
+        """Send `data` a few bytes per write; stop early once the server answers or closes."""
+        for start in range(0, len(data), step):
+            if select.select([self.sock], [], [], 0)[0]:
+                return
+            try:
+                self.sock.sendall(data[start : start + step])
+            except (BrokenPipeError, ConnectionResetError):
+                return
+
+    def _fill(self) -> None:
+        try:
+            data = self.sock.recv(262144)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            raise Closed(f"connection closed; unread bytes {bytes(self.buffer[:300])!r}")
+        self.buffer += data
+
+    def _until(self, marker: bytes) -> bytes:
+        while (pos := self.buffer.find(marker)) < 0:
+            self._fill()
+        data = bytes(self.buffer[:pos])
+        del self.buffer[: pos + len(marker)]
+        return data
+
+    def _exact(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            self._fill()
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def read_head(self) -> tuple[int, list[tuple[str, str]]]:
+        status_line, *lines = self._until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        version, code, *_ = status_line.split(" ", 2)
+        assert version == "HTTP/1.1", status_line
+        headers = []
+        for line in lines:
+            name, colon, value = line.partition(":")
+            assert colon and name == name.strip(), f"malformed header line {line!r}"
+            headers.append((name.lower(), value.strip()))
+        return int(code), headers
+
+    def read_response(self, head: bool = False, final: bool = True) -> Response:
+        """The next final response (1xx are recorded in `interim`). `head`: a response to HEAD.
+        `final=False`: the next response, a 1xx included."""
+        interim = []
+        status, headers = self.read_head()
+        while final and 100 <= status < 200:
+            interim.append(status)
+            status, headers = self.read_head()
+        response = Response(status, headers, interim=interim)
+        if head or status < 200 or status in (204, 304):
+            return response
+        if response.header("transfer-encoding") == "chunked":
+            body = bytearray()
+            while True:
+                size = int(self._until(b"\r\n").split(b";")[0], 16)
+                if size == 0:
+                    assert self._until(b"\r\n") == b"", "unexpected trailers"
+                    break
+                response.chunks.append(size)
+                body += self._exact(size)
+                assert self._exact(2) == b"\r\n"
+            response.body = bytes(body)
+        elif response.header("content-length") is not None:
+            response.body = self._exact(int(response.header("content-length") or 0))
+        else:
+            response.body = self.read_to_close()
+        return response
+
+    def read_to_close(self) -> bytes:
+        try:
+            while True:
+                self._fill()
+        except Closed:
+            pass
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+    def request(self, method: str, target: str, body: bytes | None = None, headers: str = "") -> Response:
+        length = f"Content-Length: {len(body)}\r\n" if body is not None else ""
+        self.send(f"{method} {target} HTTP/1.1\r\nHost: t\r\n{headers}{length}\r\n".encode() + (body or b""))
+        return self.read_response(head=method == "HEAD")
+
+    def closed(self, timeout: float | None = None) -> bool:
+        """True once the server closes the connection (EOF or reset) with no further bytes."""
+        if self.buffer:
+            return False
+        self.sock.settimeout(self.timeout if timeout is None else timeout)
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.sock.settimeout(self.timeout)
+        self.buffer += data
+        return not data
+
+    def quiet(self, seconds: float) -> bool:
+        """True if nothing arrives (and the connection stays open) for `seconds`."""
+        return not self.buffer and not select.select([self.sock], [], [], seconds)[0]
+
+
+def get(port: int, target: str, timeout: float = TIMEOUT) -> Response:
+    with Conn(port, timeout) as conn:
+        return conn.request("GET", target)
+
+
+def wait_event(port: int, name: str, timeout: float = 5.0) -> None:
+    """Block until the app has set event `name` (the app answers as soon as it is set)."""
+    response = get(port, f"/event/wait?name={name}&timeout={timeout}", timeout=timeout + 2)
+    assert response.status == 200, f"event {name!r} was not set within {timeout}s"
+
+
+def set_event(port: int, name: str) -> None:
+    assert get(port, f"/event/set?name={name}").status == 200
+
+
+def clear_event(port: int, name: str) -> None:
+    assert get(port, f"/event/clear?name={name}").status == 200

@@ -140,6 +140,31 @@ def test_env_file_loads_before_environment_rules(tmp_path: Path, monkeypatch: py
     assert config.forwarded_allow_ips == "10.1.1.1"
 
 
+def test_replace_does_not_reload_the_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("CONFIG_TEST_VALUE=from-file\n")
+    monkeypatch.setenv("CONFIG_TEST_VALUE", "placeholder")
+    config = Config(APP, env_file=env_file)
+    assert os.environ["CONFIG_TEST_VALUE"] == "from-file"
+    os.environ["CONFIG_TEST_VALUE"] = "changed-since"
+    copy = config.replace(port=9001)
+    assert copy.env_file == str(env_file) and copy.port == 9001
+    assert os.environ["CONFIG_TEST_VALUE"] == "changed-since"
+    other = tmp_path / "other.env"
+    other.write_text("CONFIG_TEST_VALUE=from-other\n")
+    config.replace(env_file=other)  # a different file is loaded
+    assert os.environ["CONFIG_TEST_VALUE"] == "from-other"
+
+
+def test_config_attributes_are_typed_from_the_table() -> None:
+    """`Config`'s annotation block is `Option.annotation` for every option, in table order."""
+    annotations = {k: v for k, v in Config.__annotations__.items() if k not in ("app", "_values")}
+    expected = {option.name: option.annotation for option in OPTIONS}
+    assert list(annotations.items()) == list(expected.items()), (
+        "Config's annotations are stale: run `make docs`"
+    )
+
+
 def test_missing_env_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--env-file: no such file"):
         Config(APP, env_file=str(tmp_path / "missing.env"))

@@ -10,14 +10,13 @@ import httpx
 import pytest
 
 from palfrey.config import Config, ConfigError
-from tests.support import run_server
-from tests.test_server_programmatic import script, wait_ready
+from tests.support import run_server, spawn_script, wait_ready
 
 APP = "tests.apps.server_apps:app"
 
 
 def test_run_accepts_uvicorn_header_tuples_and_strings() -> None:
-    process = script(
+    process = spawn_script(
         """
         import palfrey
         palfrey.run(

@@ -5,38 +5,28 @@ from __future__ import annotations
 import signal
 import socket
 import ssl
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import ServerProcess, raw_request, spawn_command, stop
+from tests.support import (
+    GUNICORN_APP,
+    GUNICORN_WORKERS,
+    ServerProcess,
+    raw_request,
+    run_gunicorn,
+    spawn_gunicorn,
+    stop,
+)
 
 pytest.importorskip("gunicorn")
 
-from gunicorn.config import KNOWN_SETTINGS
-
-WORKERS = ["palfrey.workers.PalfreyWorker", "palfrey.workers.PalfreyH11Worker"]
-APP = "tests.apps.gunicorn_apps:app"
-# gunicorn 24+ opens a control socket in $HOME by default; parallel test servers would share it.
-_NO_CONTROL = [flag for s in KNOWN_SETTINGS if s.name == "control_socket_disable" for flag in s.cli]
-
-
-def gunicorn_command(*args: str) -> list[str]:
-    extra = _NO_CONTROL[:1]
-    return [sys.executable, "-m", "gunicorn", *extra, *args]
-
-
-def spawn_gunicorn(
-    *args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
-) -> ServerProcess:
-    return spawn_command(gunicorn_command(*args), env=env, pass_fds=pass_fds)
+WORKERS = GUNICORN_WORKERS
+APP = GUNICORN_APP
 
 
 def wait_for_count(server: ServerProcess, pattern: str, count: int, timeout: float = 15.0) -> list[str]:
@@ -44,33 +34,6 @@ def wait_for_count(server: ServerProcess, pattern: str, count: int, timeout: flo
     return [
         m.group(1) if m.groups() else m.group(0) for m in server.wait_for_matches(pattern, count, timeout)
     ]
-
-
-@contextmanager
-def run_gunicorn(
-    *args: str,
-    app: str = APP,
-    worker: str | None = WORKERS[0],
-    workers: int | None = 2,
-    ready: int | None = None,
-    env: dict[str, str] | None = None,
-    scheme: str = "http",
-    pass_fds: tuple[int, ...] = (),
-) -> Iterator[ServerProcess]:
-    """gunicorn on 127.0.0.1 and a free port, ready once `ready` workers log that they are serving.
-
-    `worker`/`workers` None leave `-k`/`-w` to a config file."""
-    options = ["-k", worker] if worker else []
-    options += ["-w", str(workers)] if workers else []
-    server = spawn_gunicorn(app, *options, "-b", "127.0.0.1:0", *args, env=env, pass_fds=pass_fds)
-    try:
-        match = server.wait_for_line(r"Listening at: \w+://127\.0\.0\.1:(\d+)", timeout=15)
-        server.port = int(match.group(1))
-        server.url = f"{scheme}://127.0.0.1:{server.port}"
-        wait_for_count(server, r"Palfrey worker serving", ready or workers or 1)
-        yield server
-    finally:
-        stop(server, timeout=15)
 
 
 def fresh_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:

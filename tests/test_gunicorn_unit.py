@@ -24,6 +24,7 @@ from palfrey.gunicorn.adapters import (
 )
 from palfrey.gunicorn.settings import palfrey_settings, trusted_proxies
 from palfrey.http.head import ParseError
+from palfrey.interfaces.wsgi_environ import build_environ
 from palfrey.middleware.proxy_headers import ProxyHeaders, TrustedHosts
 
 
@@ -164,6 +165,42 @@ def test_wsgi_environ_for_gunicorn_atoms() -> None:
     assert environ["REMOTE_ADDR"] == "127.0.0.1"
     assert environ["HTTP_USER_AGENT"] == "curl/8"
     assert environ["HTTP_X_A"] == "1,2"
+
+
+def test_gunicorn_atoms_and_wsgi_apps_see_one_environ() -> None:
+    """One builder: the environ behind gunicorn's atoms is the one a WSGI app gets (PEP 3333 rules:
+    raw path percent-decoded, `_` header names dropped, cookies joined with "; ", SERVER_PORT from
+    Host on a unix socket), minus the streams, plus gunicorn's RAW_URI."""
+    scope = _scope(
+        [
+            (b"host", b"example.org:8443"),
+            (b"cookie", b"a=1"),
+            (b"cookie", b"b=2"),
+            (b"x-forwarded-for", b"10.0.0.1"),
+            (b"x_forwarded_for", b"6.6.6.6"),
+            (b"content-type", b"text/plain"),
+        ],
+        client=None,
+    )
+    scope.update(server=None, raw_path=b"/api/caf%C3%A9", path="/api/caf\u00e9")
+    stream = object()
+    app_environ = build_environ(scope, {"wsgi.version": (1, 0)}, stream)  # type: ignore[arg-type]
+    atoms_environ = wsgi_environ(scope)
+    assert atoms_environ.pop("RAW_URI") == "/api/caf%C3%A9?page=2"
+    assert app_environ.pop("wsgi.input") is stream and app_environ.pop("wsgi.version") == (1, 0)
+    assert atoms_environ == app_environ
+    assert app_environ["HTTP_COOKIE"] == "a=1; b=2"
+    assert app_environ["HTTP_X_FORWARDED_FOR"] == "10.0.0.1"
+    assert app_environ["PATH_INFO"] == "/caf\u00c3\u00a9"
+    assert (app_environ["SERVER_NAME"], app_environ["SERVER_PORT"]) == ("example.org", "8443")
+    assert app_environ["CONTENT_TYPE"] == "text/plain" and app_environ["CONTENT_LENGTH"] == ""
+
+
+def test_wsgi_environ_of_a_websocket_scope() -> None:
+    scope = _scope([(b"host", b"example.org")])
+    scope["type"] = "websocket"
+    del scope["method"]
+    assert wsgi_environ(scope)["REQUEST_METHOD"] == "GET"
 
 
 class _Capture(logging.Handler):

@@ -7,11 +7,11 @@ import asyncio
 from typing import Any
 
 from palfrey.http.cycle import FLUSH_AT, RequestCycle
-from tests.support import ServerProcess
-from tests.test_http_core import Conn, server, set_event  # noqa: F401  (module-scoped fixture)
+from tests.support import Conn, ServerProcess, set_event
 
 
-def test_chunks_reach_the_client_while_the_app_waits(server: ServerProcess) -> None:  # noqa: F811
+def test_chunks_reach_the_client_while_the_app_waits(http_server: ServerProcess) -> None:
+    server = http_server
     with Conn(server.port) as conn:
         conn.send(b"GET /stream-wait HTTP/1.1\r\nHost: t\r\n\r\n")
         status, headers = conn.read_head()

@@ -1,209 +1,35 @@
 """HTTP/1.1 core end to end, on both parsers: framing, keep-alive, pipelining, response encoding,
 errors from the app, default headers, the ASGI scope.
 
-One palfrey process per parser (module-scoped) runs ``tests/apps/http_apps.py``; tests route on the
-path. The raw-socket client below (`Conn`) is shared with the other ``test_http_*`` modules.
+One palfrey process per parser (module-scoped, the `http_server` fixture of conftest.py) runs
+``tests/apps/http_apps.py``; tests route on the path with the raw client of tests/support.py (`Conn`).
 """
 
 from __future__ import annotations
 
 import calendar
-import json
 import select
-import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import ServerProcess, run_server
+from tests.support import HTTP_APP as APP
+from tests.support import (  # noqa: F401  (Closed, Response, clear_event: re-exported for older imports)
+    PARSERS,
+    Closed,
+    Conn,
+    Response,
+    ServerProcess,
+    clear_event,
+    get,
+    run_server,
+    set_event,
+    wait_event,
+)
 
-PARSERS = ("httptools", "h11")
-APP = "tests.apps.http_apps:app"
 TIMEOUT = 5.0  # bound on every socket wait
-
-
-# ----------------------------------------------------------------------------------------------------
-# A raw HTTP/1.1 client: exact bytes out, every response byte accounted for
-# ----------------------------------------------------------------------------------------------------
-
-
-class Closed(Exception):
-    """The server closed the connection before a full response arrived."""
-
-
-@dataclass
-class Response:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes = b""
-    chunks: list[int] = field(default_factory=list)  # chunk sizes of a chunked body
-    interim: list[int] = field(default_factory=list)  # 1xx statuses before this response
-
-    def header(self, name: str) -> str | None:
-        values = self.all(name)
-        return values[0] if values else None
-
-    def all(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if key == name]
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Conn:
-    """One client connection over a raw socket."""
-
-    def __init__(self, port: int, timeout: float = TIMEOUT, rcvbuf: int | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:  # before connect, so the TCP window never grows past it
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(timeout)
-        self.sock.connect(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer = bytearray()
-        self.timeout = timeout
-
-    def __enter__(self) -> Conn:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
-
-    @property
-    def local_port(self) -> int:
-        return self.sock.getsockname()[1]
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def trickle(self, data: bytes, step: int = 1) -> None:
-        """Send `data` a few bytes per write; stop early once the server answers or closes."""
-        for start in range(0, len(data), step):
-            if select.select([self.sock], [], [], 0)[0]:
-                return
-            try:
-                self.sock.sendall(data[start : start + step])
-            except (BrokenPipeError, ConnectionResetError):
-                return
-
-    def _fill(self) -> None:
-        try:
-            data = self.sock.recv(262144)
-        except ConnectionResetError:
-            data = b""
-        if not data:
-            raise Closed(f"connection closed; unread bytes {bytes(self.buffer[:300])!r}")
-        self.buffer += data
-
-    def _until(self, marker: bytes) -> bytes:
-        while (pos := self.buffer.find(marker)) < 0:
-            self._fill()
-        data = bytes(self.buffer[:pos])
-        del self.buffer[: pos + len(marker)]
-        return data
-
-    def _exact(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            self._fill()
-        data = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        return data
-
-    def read_head(self) -> tuple[int, list[tuple[str, str]]]:
-        status_line, *lines = self._until(b"\r\n\r\n").decode("latin-1").split("\r\n")
-        version, code, *_ = status_line.split(" ", 2)
-        assert version == "HTTP/1.1", status_line
-        headers = []
-        for line in lines:
-            name, colon, value = line.partition(":")
-            assert colon and name == name.strip(), f"malformed header line {line!r}"
-            headers.append((name.lower(), value.strip()))
-        return int(code), headers
-
-    def read_response(self, head: bool = False) -> Response:
-        """The next final response (1xx are recorded in `interim`). `head`: a response to HEAD."""
-        interim = []
-        status, headers = self.read_head()
-        while 100 <= status < 200:
-            interim.append(status)
-            status, headers = self.read_head()
-        response = Response(status, headers, interim=interim)
-        if head or status in (204, 304):
-            return response
-        if response.header("transfer-encoding") == "chunked":
-            body = bytearray()
-            while True:
-                size = int(self._until(b"\r\n").split(b";")[0], 16)
-                if size == 0:
-                    assert self._until(b"\r\n") == b"", "unexpected trailers"
-                    break
-                response.chunks.append(size)
-                body += self._exact(size)
-                assert self._exact(2) == b"\r\n"
-            response.body = bytes(body)
-        elif response.header("content-length") is not None:
-            response.body = self._exact(int(response.header("content-length") or 0))
-        else:
-            response.body = self.read_to_close()
-        return response
-
-    def read_to_close(self) -> bytes:
-        try:
-            while True:
-                self._fill()
-        except Closed:
-            pass
-        data = bytes(self.buffer)
-        self.buffer.clear()
-        return data
-
-    def request(self, method: str, target: str, body: bytes | None = None, headers: str = "") -> Response:
-        length = f"Content-Length: {len(body)}\r\n" if body is not None else ""
-        self.send(f"{method} {target} HTTP/1.1\r\nHost: t\r\n{headers}{length}\r\n".encode() + (body or b""))
-        return self.read_response(head=method == "HEAD")
-
-    def closed(self, timeout: float | None = None) -> bool:
-        """True once the server closes the connection (EOF or reset) with no further bytes."""
-        if self.buffer:
-            return False
-        self.sock.settimeout(self.timeout if timeout is None else timeout)
-        try:
-            data = self.sock.recv(65536)
-        except ConnectionResetError:
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            self.sock.settimeout(self.timeout)
-        self.buffer += data
-        return not data
-
-    def quiet(self, seconds: float) -> bool:
-        """True if nothing arrives (and the connection stays open) for `seconds`."""
-        return not self.buffer and not select.select([self.sock], [], [], seconds)[0]
-
-
-def get(port: int, target: str, timeout: float = TIMEOUT) -> Response:
-    with Conn(port, timeout) as conn:
-        return conn.request("GET", target)
-
-
-def wait_event(port: int, name: str, timeout: float = 5.0) -> None:
-    """Block until the app has set event `name` (the app answers as soon as it is set)."""
-    response = get(port, f"/event/wait?name={name}&timeout={timeout}", timeout=timeout + 2)
-    assert response.status == 200, f"event {name!r} was not set within {timeout}s"
-
-
-def set_event(port: int, name: str) -> None:
-    assert get(port, f"/event/set?name={name}").status == 200
-
-
-def clear_event(port: int, name: str) -> None:
-    assert get(port, f"/event/clear?name={name}").status == 200
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -211,13 +37,10 @@ def clear_event(port: int, name: str) -> None:
 # ----------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=PARSERS)
-def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    with run_server(
-        APP, "--http", request.param, "--workers", "1", "--header", "X-A:b", "--header", "x-b: c d"
-    ) as process:
-        process.parser = request.param  # type: ignore[attr-defined]
-        yield process
+@pytest.fixture(scope="module")
+def server(http_server: ServerProcess) -> ServerProcess:
+    """This module's name for conftest's `http_server` (one process per parser)."""
+    return http_server
 
 
 @pytest.fixture(scope="module", params=PARSERS)

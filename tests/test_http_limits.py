@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import ServerProcess, run_server
-from tests.test_http_core import APP, PARSERS, Conn, get
+from tests.support import HTTP_APP as APP
+from tests.support import PARSERS, Conn, ServerProcess, get, run_server
 
 LINE, FIELDS, FIELD_SIZE = 512, 10, 256
 

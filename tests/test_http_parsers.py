@@ -13,7 +13,7 @@ import pytest
 
 from palfrey.http.head import Framing, ParseError, skip_empty_lines
 from palfrey.http.parsers import H11Parser, HttptoolsParser, Limits
-from tests.test_corpus import CASES, LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
+from tests.corpus_loader import CASES, LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
 
 LIMITS = Limits(LIMIT_REQUEST_LINE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_FIELD_SIZE)
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,12 +56,27 @@ def test_lifetime_and_memory_limits_recycle() -> None:
         wait_for_count(server, rf"Worker \(pid {first}\) reached its lifetime of 1s: recycling it", 1)
         wait_for_count(server, rf"Worker \(pid {first}\) exited \(exit code 0\)", 1)
         assert first not in ready_pids(server, occurrence=2)
-    with run_server(APP, *QUIET, "--limit-max-memory", "1") as server:
+    with run_server(APP, *QUIET, "--limit-max-memory", "200") as server:
         first = ready_pids(server)[0]
+        assert request(server.port, "/leak?mib=220")[0] == 200
         wait_for_count(
-            server, rf"Worker \(pid {first}\) uses \d+ MiB of memory \(limit 1 MiB\): recycling it", 1
+            server, rf"Worker \(pid {first}\) uses \d+ MiB of memory \(limit 200 MiB\): recycling it", 1
         )
         wait_for_count(server, rf"Worker \(pid {first}\) exited \(exit code 0\)", 1)
+        assert first not in ready_pids(server, occurrence=2)
+
+
+def test_memory_limit_below_a_fresh_worker_is_refused_not_looped() -> None:
+    """A limit a fresh worker already exceeds would recycle endlessly: one clear error, no recycling."""
+    with run_server(APP, *QUIET, "--limit-max-memory", "1") as server:
+        first = ready_pids(server)[0]
+        wait_for_count(server, rf"Worker \(pid {first}\) uses \d+ MiB right after booting, above", 1)
+        for _ in range(5):
+            assert request(server.port, "/pid")[:3:2] == (200, str(first).encode())
+        time.sleep(1.5)  # two memory samples would have been taken: none may recycle it
+        assert request(server.port, "/pid")[:3:2] == (200, str(first).encode())
+    assert count_lines(server, r"\): recycling it") == 0, server.output()
+    assert "Raise the limit above a fresh worker's size" in server.output()
 
 
 def test_preload_imports_the_app_once_in_the_master() -> None:

@@ -42,7 +42,12 @@ def test_max_requests_rotates_workers_without_failures() -> None:
     assert len(result.pids) > 2, "pids rotated"
     assert set(first) - set(result.pids) == set() or len(result.pids) >= 4
     assert count_lines(server, r"served \d+ requests \(limit 1[0-2]\d\): recycling it") >= 3
-    assert ready_count_never_below(output, 2) >= 2, output
+    # A worker at its limit stops accepting at once (the limit is a limit): at most one more answer
+    # per connection that was already open (16, each answered with Connection: close), plus a
+    # connection or two accepted in the same loop iteration. The ready count may dip while a
+    # replacement boots; the shared listener's backlog holds new connections meanwhile (0 failures).
+    assert max(result.pids.values()) <= 120 + 16 + 2, result.pids.most_common(3)
+    assert "Restart complete" not in output
     print(f"recycling load: {result.ok} ok, {result.retried} retried on a closed keep-alive connection")
 
 

@@ -13,13 +13,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import palfrey.metrics
+from palfrey.addresses import parse_bind
 from palfrey.config import Config, ConfigError
 from palfrey.metrics.counters import DURATION_BOUNDS, MAX_REASONS, Recorder, reason_label
-from palfrey.metrics.endpoint import parse_bind, response, route
+from palfrey.metrics.endpoint import response, route
 from palfrey.metrics.exposition import render
 from palfrey.metrics.snapshot import Aggregate, MasterView, Totals, WorkerView, decode, encode, take
 from palfrey.supervisor.channel import Channel
-from palfrey.supervisor.health import WorkerHandle
+from palfrey.supervisor.handle import WorkerHandle
 
 
 def _cycle(method: str = "GET", status: int = 200, sent: int = 5, elapsed: float = 0.001) -> Any:

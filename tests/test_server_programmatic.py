@@ -4,12 +4,8 @@ single-process Server honouring limit_max_requests."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
-import textwrap
 import threading
 
 import httpx
@@ -17,28 +13,9 @@ import pytest
 
 import palfrey
 from tests.apps import server_apps
-from tests.support import ROOT, ServerProcess, stop
+from tests.support import spawn_script, stop, wait_ready
 
-READY = r"Palfrey running on http://127\.0\.0\.1:(\d+)"
-
-
-def script(code: str) -> ServerProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
-    env.pop("WEB_CONCURRENCY", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        cwd=str(ROOT),
-    )
-    return ServerProcess(proc)
-
-
-def wait_ready(process: ServerProcess) -> str:
-    port = process.wait_for_line(READY).group(1)
-    return f"http://127.0.0.1:{port}"
+script = spawn_script  # the names other modules used before they moved to tests/support.py
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from tests.support import ROOT, run_server
-from tests.test_websocket import CLOSE, TEXT, RawWebSocket, client, frame, run
+from tests.websocket_support import CLOSE, TEXT, RawWebSocket, client, frame, run
 
 
 def test_echo() -> None:

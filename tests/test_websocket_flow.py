@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.support import ServerProcess, run_server
-from tests.test_websocket import APP, BINARY, CLOSE, COMBOS, PING, TEXT, RawWebSocket, frame
+from tests.websocket_support import APP, BINARY, CLOSE, COMBOS, PING, TEXT, RawWebSocket, frame
 
 INTERVAL = 0.5  # --ws-ping-interval and --ws-ping-timeout
 MAX_QUEUE = 4

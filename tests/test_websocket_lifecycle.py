@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from palfrey.websocket.settings import resolve_ws
 from tests.master_support import READY_ALL, wait_exit, wait_for_count
 from tests.support import raw_request, run_server
-from tests.test_websocket import (
+from tests.websocket_support import (
     APP,
     CLOSE,
     COMBOS,

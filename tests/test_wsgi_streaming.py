@@ -20,7 +20,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ROOT, ServerProcess, raw_request, read_response, run_server, stop
+from tests.support import (
+    GUNICORN_WORKERS,
+    ROOT,
+    ServerProcess,
+    raw_request,
+    read_response,
+    run_gunicorn,
+    run_server,
+    stop,
+)
 
 APP = "tests.apps.wsgi_apps:app"
 MB = 1024 * 1024
@@ -238,9 +247,7 @@ def test_prefork_master_workers_serve_wsgi() -> None:
 
 def test_gunicorn_worker_classes_serve_wsgi() -> None:
     pytest.importorskip("gunicorn")
-    from tests.test_gunicorn import WORKERS, run_gunicorn
-
-    for worker in WORKERS:
+    for worker in GUNICORN_WORKERS:
         with run_gunicorn(app=APP, worker=worker, workers=1) as server:
             with httpx.Client(base_url=server.url, timeout=10) as client:
                 assert client.get("/environ").json()["REQUEST_METHOD"] == "GET"

@@ -9,17 +9,19 @@ gunicorn's `secure_scheme_headers` on top of it.
 
 from __future__ import annotations
 
-import http
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from palfrey.http.head import ParseError
+from palfrey.http.response import status_text
+from palfrey.interfaces.wsgi_environ import cgi_environ
 from palfrey.logging import format_target
-from palfrey.middleware.proxy_headers import ProxyHeaders, TrustedHosts
+from palfrey.middleware.proxy_headers import TrustedHosts
 
-_PHRASES = {status.value: status.phrase for status in http.HTTPStatus}
+if TYPE_CHECKING:
+    from palfrey.server.hooks import ProxyRules
 
 
 class _Request:
@@ -37,8 +39,7 @@ class _Response:
     __slots__ = ("headers", "response_length", "sent", "status", "status_code")
 
     def __init__(self, status: int, headers: list[tuple[str, str]], sent: int) -> None:
-        phrase = _PHRASES.get(status)
-        self.status = f"{status} {phrase}" if phrase else str(status)
+        self.status = status_text(status)
         self.status_code = status
         self.headers = headers
         self.sent = sent
@@ -50,36 +51,10 @@ def _text(value: bytes) -> str:
 
 
 def wsgi_environ(scope: Mapping[str, Any]) -> dict[str, Any]:
-    """The CGI variables gunicorn's atoms read (`r`, `m`, `U`, `q`, `H`, `h`, `f`, `a`, `u`, `{..}e`)."""
-    root_path = scope.get("root_path", "")
-    path = scope.get("path", "/")
-    if root_path and path.startswith(root_path):
-        path = path[len(root_path) :]
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": scope.get("method", "GET"),
-        "RAW_URI": format_target(scope),
-        "SCRIPT_NAME": root_path,
-        "PATH_INFO": path,
-        "QUERY_STRING": _text(scope.get("query_string", b"")),
-        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
-        "wsgi.url_scheme": scope.get("scheme", "http"),
-    }
-    client = scope.get("client")
-    if client:
-        environ["REMOTE_ADDR"] = client[0]
-        environ["REMOTE_PORT"] = str(client[1])
-    server = scope.get("server")
-    if server:
-        environ["SERVER_NAME"] = str(server[0])
-        environ["SERVER_PORT"] = str(server[1]) if len(server) > 1 and server[1] is not None else ""
-    for name, value in scope.get("headers", ()):
-        key = _text(name).upper().replace("-", "_")
-        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
-            environ[key] = _text(value)
-            continue
-        key = "HTTP_" + key
-        text = _text(value)
-        environ[key] = f"{environ[key]},{text}" if key in environ else text
+    """The CGI variables gunicorn's atoms read (`r`, `m`, `U`, `q`, `H`, `h`, `f`, `a`, `u`, `{..}e`):
+    the environ a WSGI app would get (one builder, `cgi_environ`), plus gunicorn's `RAW_URI`."""
+    environ = cgi_environ(scope)
+    environ["RAW_URI"] = format_target(scope)
     return environ
 
 
@@ -143,7 +118,7 @@ class SecureSchemeHeaders:
 
     __slots__ = ("_headers", "_inner", "_trusted")
 
-    def __init__(self, headers: Mapping[str, str], trusted: TrustedHosts, inner: ProxyHeaders | None) -> None:
+    def __init__(self, headers: Mapping[str, str], trusted: TrustedHosts, inner: ProxyRules | None) -> None:
         self._headers = {
             name.strip().lower().encode("latin-1"): value.encode("latin-1")
             for name, value in headers.items()
@@ -154,8 +129,8 @@ class SecureSchemeHeaders:
 
     @classmethod
     def wrap(
-        cls, headers: Mapping[str, str] | None, trusted_spec: str, inner: ProxyHeaders | None
-    ) -> ProxyHeaders | SecureSchemeHeaders | None:
+        cls, headers: Mapping[str, str] | None, trusted_spec: str, inner: ProxyRules | None
+    ) -> ProxyRules | None:
         """`inner` unchanged when no header beyond X-Forwarded-Proto is configured (no extra work)."""
         headers = headers or {}
         if all(name.strip().lower() == "x-forwarded-proto" for name in headers):

@@ -1,7 +1,9 @@
-"""A strict, sans-IO request body decoder (Content-Length and chunked).
+"""A strict, sans-IO decoder of chunked request bodies (a Content-Length body needs none: the
+adapters count its bytes).
 
-The h11 adapter uses it instead of h11's own body reader, so chunk sizes, chunk extensions and line
-endings are judged by the same rules llhttp applies: no whitespace in chunk sizes, a value that fits
+The h11 adapter uses it instead of h11's own body reader, and the httptools adapter for the
+`chunked<TAB>` bodies llhttp does not recognise, so chunk sizes, chunk extensions and line endings
+are judged by one set of rules, the ones llhttp applies: no whitespace in chunk sizes, a value that fits
 in 64 bits (at most 16 hex digits after any leading zeros, which RFC 9112 allows), CRLF only,
 extensions that are `;token[=token|quoted-string]`, bounded trailers.
 """

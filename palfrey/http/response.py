@@ -10,8 +10,15 @@ import http
 import time
 from email.utils import formatdate
 
-_REASONS = {status.value: status.phrase for status in http.HTTPStatus}
+#: The one table of reason phrases (status lines, access logs, gunicorn's atoms, the metrics endpoint).
+REASONS: dict[int, str] = {status.value: status.phrase for status in http.HTTPStatus}
 STATUS_LINES: dict[int, bytes] = {}
+
+
+def status_text(status: int) -> str:
+    """ "404 Not Found"; just "599" for a status without a registered phrase."""
+    phrase = REASONS.get(status)
+    return f"{status} {phrase}" if phrase else str(status)
 
 
 def status_line(status: int) -> bytes:
@@ -20,12 +27,12 @@ def status_line(status: int) -> bytes:
     if line is None:
         if type(status) is not int or not 100 <= status <= 999:
             raise RuntimeError(f"Invalid HTTP status code {status!r} in response")
-        line = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "").encode("ascii"))
+        line = b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "").encode("ascii"))
         STATUS_LINES[status] = line
     return line
 
 
-for _status in _REASONS:
+for _status in REASONS:
     status_line(_status)
 
 

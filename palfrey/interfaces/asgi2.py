@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from palfrey.asgi_types import ASGI2App, Receive, Scope, Send
 
 
 class ASGI2Middleware:
     """Calls `app(scope)` to get an instance, then `await instance(receive, send)`."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGI2App) -> None:
         self.app = app
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         instance = self.app(scope)
         await instance(receive, send)

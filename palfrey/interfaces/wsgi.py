@@ -16,11 +16,12 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import partial
 from types import GeneratorType
 from typing import Any
 
+from palfrey.asgi_types import Message, Receive, Scope, Send
 from palfrey.http.cycle import RequestCycle
 from palfrey.interfaces.wsgi_bridge import END, Bridge, ClientDisconnected
 from palfrey.interfaces.wsgi_environ import ErrorStream, FileWrapper, InputStream, build_environ
@@ -29,9 +30,6 @@ __all__ = ["ClientDisconnected", "ThreadPool", "WSGIMiddleware"]
 
 logger = logging.getLogger("palfrey.error")
 
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 _NO_BODY = frozenset((204, 304))
 
 
@@ -106,7 +104,7 @@ class WSGIMiddleware:
             "SERVER_SOFTWARE": "palfrey",
         }
 
-    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)
@@ -126,7 +124,7 @@ class WSGIMiddleware:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         bridge = Bridge(asyncio.get_running_loop(), receive, _has_body(scope["headers"]))
         gone = _disconnect_probe(receive)
         self.pool.submit(partial(self._run, scope, bridge, gone))
@@ -150,7 +148,7 @@ class WSGIMiddleware:
 
     # The worker thread.
 
-    def _run(self, scope: dict[str, Any], bridge: Bridge, gone: Callable[[], bool]) -> None:
+    def _run(self, scope: Scope, bridge: Bridge, gone: Callable[[], bool]) -> None:
         if bridge.aborted or gone():
             bridge.finish(None)  # the client left while the request waited for a thread
             return

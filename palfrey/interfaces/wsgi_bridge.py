@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
+
+from palfrey.asgi_types import Message, Receive, Send
 
 READ_AHEAD = 128 * 1024  # request body bytes fetched ahead of the app
 WINDOW = 256 * 1024  # response bytes the app may produce ahead of the transport
 
-Message = dict[str, Any]
 _END = object()  # end of the response body, in the outbox
 
 
@@ -62,7 +63,7 @@ class Bridge:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        receive: Callable[[], Awaitable[Message]],
+        receive: Receive,
         has_body: bool,
     ) -> None:
         self.loop = loop
@@ -190,7 +191,7 @@ class Bridge:
                     self.reader_idle = True
                     return
 
-    async def pump(self, send: Callable[[Message], Awaitable[None]], gone: Callable[[], bool]) -> None:
+    async def pump(self, send: Send, gone: Callable[[], bool]) -> None:
         """Send what the thread posts until it is done. `gone()` tells whether the client left."""
         loop = self.loop
         cond = self.cond

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -36,9 +36,29 @@ def _environ_key(name: bytes) -> str | None:
     return key
 
 
-def build_environ(scope: dict[str, Any], base: dict[str, Any], stream: InputStream) -> dict[str, Any]:
+def build_environ(scope: Mapping[str, Any], base: dict[str, Any], stream: InputStream) -> dict[str, Any]:
     """The environ for one request; `base` holds the per-server constant entries."""
     environ = base.copy()
+    environ["wsgi.input"] = stream
+    _add_cgi_variables(environ, scope)
+    return environ
+
+
+def cgi_environ(scope: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the CGI variables of a request's environ (no streams), e.g. for gunicorn's access-log
+    atoms: the same rules as the environ a WSGI app gets, so the two can never disagree."""
+    environ: dict[str, Any] = {}
+    _add_cgi_variables(environ, scope)
+    return environ
+
+
+def _add_cgi_variables(environ: dict[str, Any], scope: Mapping[str, Any]) -> None:
+    """PEP 3333's CGI variables from the scope: the one set of rules for every environ palfrey builds.
+
+    PATH_INFO is the percent-decoded raw path (bytes as latin-1); header names with `_` are
+    dropped; repeated headers are joined with "," except Cookie ("; ", RFC 6265); SERVER_NAME and
+    SERVER_PORT come from the listener, or from Host (then the scheme's port) on a unix socket.
+    """
     root_path: str = scope.get("root_path", "")
     script_name = root_path.encode("utf-8").decode("latin-1") if root_path else ""
     raw_path = scope.get("raw_path")
@@ -50,19 +70,18 @@ def build_environ(scope: dict[str, Any], base: dict[str, Any], stream: InputStre
         path = raw_path.decode("latin-1")
     if script_name and (path == script_name or path.startswith(script_name + "/")):
         path = path[len(script_name) :]
-    environ["REQUEST_METHOD"] = scope["method"]
+    environ["REQUEST_METHOD"] = scope.get("method", "GET")  # a WebSocket scope (access log) has none
     environ["SCRIPT_NAME"] = script_name
     environ["PATH_INFO"] = path
     environ["QUERY_STRING"] = scope.get("query_string", b"").decode("latin-1")
     environ["SERVER_PROTOCOL"] = "HTTP/" + scope.get("http_version", "1.1")
     environ["wsgi.url_scheme"] = scope.get("scheme", "http")
-    environ["wsgi.input"] = stream
     server = scope.get("server")
     client = scope.get("client")
     if client:
         environ["REMOTE_ADDR"] = client[0]
         environ["REMOTE_PORT"] = str(client[1])
-    for name, value in scope["headers"]:
+    for name, value in scope.get("headers", ()):
         key = _environ_key(name)
         if key is None:
             continue
@@ -84,7 +103,6 @@ def build_environ(scope: dict[str, Any], base: dict[str, Any], stream: InputStre
         environ["SERVER_PORT"] = port
     environ.setdefault("CONTENT_TYPE", "")
     environ.setdefault("CONTENT_LENGTH", "")
-    return environ
 
 
 class InputStream:
@@ -163,7 +181,7 @@ class InputStream:
         return self._take(end)
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
-        lines = []
+        lines: list[bytes] = []
         total = 0
         while True:
             line = self.readline()

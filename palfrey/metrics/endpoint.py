@@ -21,32 +21,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from palfrey.config import ConfigError
+from palfrey.addresses import parse_bind
+from palfrey.errors import ConfigError
+from palfrey.http.response import status_text
 
 logger = logging.getLogger("palfrey.error")
 
 MAX_HEAD = 8192  # a scrape request is one short line and a few headers
 CLIENT_TIMEOUT = 5.0  # seconds a scrape connection may stay open in all
 _ACCEPT_BATCH = 16
-
-
-def parse_bind(value: str) -> tuple[str, int]:
-    """HOST:PORT, IPv6 in brackets ([::1]:9090); raises ValueError with a one-line message."""
-    text = value.strip()
-    if text.startswith("["):
-        host, closed, rest = text[1:].partition("]")
-        if not closed or not rest.startswith(":") or ":" not in host:
-            raise ValueError(f"expects [IPv6]:PORT, got {value!r}")
-        port_text = rest[1:]
-    else:
-        host, colon, port_text = text.rpartition(":")
-        if not colon or not host:
-            raise ValueError(f"expects HOST:PORT (e.g. 127.0.0.1:9090), got {value!r}")
-        if ":" in host:
-            raise ValueError(f"an IPv6 address needs brackets, e.g. [::1]:9090; got {value!r}")
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"expects a port number from 0 to 65535, got {value!r}")
-    return host, int(port_text)
 
 
 def bind(value: str) -> socket.socket:
@@ -90,9 +73,8 @@ def route(head: bytes) -> tuple[int, bool]:
 
 
 def response(status: int, body: bytes, content_type: str, head_only: bool = False) -> bytes:
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}.get(status, "")
     head = (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+        f"HTTP/1.1 {status_text(status)}\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode("latin-1")
     return head if head_only else head + body

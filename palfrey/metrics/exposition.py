@@ -9,7 +9,6 @@ global registry and no client-library state, so forked workers inherit nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import exposition
 from prometheus_client.core import (
@@ -44,7 +43,7 @@ def render(
 ) -> bytes:
     """The text exposition of everything; `master` is None when palfrey runs as one process."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(totals, gauges, workers, master))  # type: ignore[arg-type]
+    registry.register(_Families(totals, gauges, workers, master))
     return exposition.generate_latest(registry)
 
 
@@ -135,7 +134,9 @@ def _server(totals: Totals, gauges: dict[str, int]) -> Iterator[Metric]:
 
 
 def _workers(workers: list[WorkerView]) -> Iterator[Metric]:
-    def family(kind: Any, name: str, doc: str, attribute: str) -> Metric:
+    def family(
+        kind: type[GaugeMetricFamily | CounterMetricFamily], name: str, doc: str, attribute: str
+    ) -> Metric:
         metric = kind(name, doc, labels=["worker"])
         for worker in workers:
             value = getattr(worker, attribute)

@@ -63,21 +63,27 @@ def decode(text: str) -> dict[str, Any] | None:
     return snapshot
 
 
+def resident_bytes(pid: int | None = None) -> int | None:
+    """Resident memory of a process in bytes: the one RSS reader (metrics and --limit-max-memory).
+
+    Linux /proc for any process; elsewhere, for this process only, the peak from getrusage.
+    """
+    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+    where = "self" if pid is None else str(pid)
+    try:
+        with open(f"/proc/{where}/statm", "rb") as file:
+            return int(file.read().split()[1]) * page
+    except (OSError, ValueError, IndexError):
+        return _peak_rss() if pid is None else None
+
+
 def process_usage(pid: int | None = None) -> tuple[int | None, float | None]:
     """(resident bytes, CPU seconds) of a process, None where the platform cannot tell.
 
     Read when a snapshot is taken or a scrape is answered, never per request. For another process
     (the master looking at a worker that cannot answer yet) this needs Linux's /proc.
     """
-    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-    where = "self" if pid is None else str(pid)
-    rss: int | None = None
-    try:
-        with open(f"/proc/{where}/statm", "rb") as file:
-            rss = int(file.read().split()[1]) * page
-    except (OSError, ValueError, IndexError):
-        if pid is None:
-            rss = _peak_rss()
+    rss = resident_bytes(pid)
     if pid is None:
         times = os.times()
         return rss, times.user + times.system

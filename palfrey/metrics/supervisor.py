@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 from palfrey.metrics.counters import HEALTH_BOUNDS
 from palfrey.metrics.endpoint import Client, SelectorEndpoint, bind, response, url
 from palfrey.metrics.snapshot import Aggregate, MasterView, WorkerView, decode, encode, process_usage, take
-from palfrey.supervisor.channel import STATS
-from palfrey.supervisor.health import BOOTING, DRAINING, INF, READY, STOPPING, WorkerHandle
+from palfrey.supervisor.channel import MSG_STATS
+from palfrey.supervisor.handle import BOOTING, DRAINING, READY, STOPPING, WorkerHandle
+from palfrey.supervisor.health import INF
 
 if TYPE_CHECKING:
     from palfrey.supervisor.channel import Channel
@@ -47,7 +48,7 @@ def master_metrics(master: Master) -> MasterMetrics | NullMetrics:
 def send_snapshot(channel: Channel, state: Any, sequence: str = "0") -> None:
     """Worker side: answer `stats <n>` (or push, n = 0) with this process's snapshot."""
     if state is not None and state.metrics is not None:
-        channel.send(f"{STATS} {sequence} {encode(take(state))}")
+        channel.send(f"{MSG_STATS} {sequence} {encode(take(state))}")
 
 
 class NullMetrics:
@@ -141,7 +142,7 @@ class MasterMetrics(NullMetrics):
         if not handle.channel.closed:
             for message in handle.channel.receive():
                 verb, _, argument = message.partition(" ")
-                if verb == STATS:
+                if verb == MSG_STATS:
                     self.stats(handle, argument)
         self.aggregate.finish(handle.pid)
         self.rtt.pop(handle.pid, None)
@@ -170,7 +171,7 @@ class MasterMetrics(NullMetrics):
         now = time.monotonic()
         waiting = set()
         for handle in self.master.workers.values():
-            if handle.state in (READY, DRAINING) and handle.channel.send(f"{STATS} {self.sequence}"):
+            if handle.state in (READY, DRAINING) and handle.channel.send(f"{MSG_STATS} {self.sequence}"):
                 waiting.add(handle.pid)
         self.scrapes.append(_Scrape(client, self.sequence, waiting, now + SCRAPE_WAIT))
         self._answer_ready(now)

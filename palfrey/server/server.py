@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import signal
 import socket
 import threading
@@ -21,8 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 from palfrey.config import Config, ConfigError
+from palfrey.errors import EXIT_BAD_SETTINGS, EXIT_BOOT, EXIT_CONFIG, EXIT_OK
 from palfrey.http.protocol import HttpProtocol
-from palfrey.importer import AppLoadError, detect_interface, load_app
+from palfrey.importer import AppLoadError, detect_interface, load_app, log_app_load_error
 from palfrey.interfaces.asgi2 import ASGI2Middleware
 from palfrey.lifespan import Lifespan
 from palfrey.server.sockets import bind_sockets, describe
@@ -30,8 +32,18 @@ from palfrey.server.state import ServerState
 
 logger = logging.getLogger("palfrey.error")
 
+# The exit codes live in palfrey.errors; re-exported here, where callers have always found them.
+__all__ = [
+    "EXIT_BAD_SETTINGS",
+    "EXIT_BOOT",
+    "EXIT_CONFIG",
+    "EXIT_OK",
+    "Server",
+    "load_asgi_app",
+    "new_event_loop",
+]
+
 TICK = 0.25
-EXIT_OK, EXIT_CONFIG, EXIT_BOOT = 0, 1, 3
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 
 
@@ -48,6 +60,17 @@ def load_asgi_app(config: Config) -> Callable[..., Any]:
     if interface == "asgi2":
         return ASGI2Middleware(app)
     return app
+
+
+def draw_request_limit(config: Config) -> int | None:
+    """--limit-max-requests plus a random draw up to --limit-max-requests-jitter, once per process.
+
+    The one place the jitter is drawn: a plain Server stops at this limit, and a forked worker (which
+    sets `Server.on_max_requests`) asks its master to recycle it instead.
+    """
+    if config.limit_max_requests is None:
+        return None
+    return config.limit_max_requests + random.randint(0, config.limit_max_requests_jitter)
 
 
 def new_event_loop(name: str) -> asyncio.AbstractEventLoop:
@@ -79,7 +102,12 @@ class Server:
         self._force: asyncio.Future[None] | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._last_second = 0
-        self._max_requests: int | None = None
+        # --limit-max-requests (+ jitter): reaching it calls on_max_requests if set (a forked worker asks
+        # its master to recycle it), else this server stops gracefully.
+        self.max_requests = draw_request_limit(config)
+        self.on_max_requests: Callable[[], None] | None = None
+        # A forked worker sends why it cannot boot to its master, which logs it once for all workers.
+        self.on_boot_error: Callable[[AppLoadError], None] | None = None
         # Supervisor hooks (palfrey.supervisor.worker): a forked worker reports readiness to its master
         # from on_started, and leaves the "running on" line to the master, which logs it once.
         self.on_started: Callable[[], None] | None = None
@@ -141,12 +169,14 @@ class Server:
         try:
             app = load_asgi_app(config)
         except AppLoadError as exc:
-            if exc.show_traceback and exc.__cause__ is not None:
-                logger.error("%s", exc, exc_info=exc.__cause__)
+            if self.on_boot_error is not None:
+                self.on_boot_error(exc)
             else:
-                logger.error("%s", exc)
+                log_app_load_error(logger, exc)
             return EXIT_BOOT
         state = self.state = ServerState(config, app, loop)
+        if self.max_requests is not None:
+            state.on_request_done = self._request_done
         if self.prepare_state is not None:
             self.prepare_state(state)
         lifespan = Lifespan(app, config.lifespan, state.lifespan_state)
@@ -175,16 +205,11 @@ class Server:
 
             self._servers.append(await serve_local(state, self._metrics_sock))
         self.started = True
-        if config.limit_max_requests is not None:
-            import random
-
-            self._max_requests = config.limit_max_requests + random.randint(
-                0, config.limit_max_requests_jitter
-            )
         self._tick()
         if self.on_started is not None:
             self.on_started()
 
+        assert self._exit is not None  # set by serve() before it calls this
         await self._exit.wait()
         await self._shutdown(lifespan)
         return EXIT_OK
@@ -201,17 +226,23 @@ class Server:
         for connection in state.connections:
             if monotonic >= connection.deadline:
                 connection.check_deadline(monotonic)
-        if (
-            self._max_requests is not None
-            and state.total_requests >= self._max_requests
-            and not self.should_exit
-        ):
-            logger.info("Maximum request limit of %d exceeded. Terminating process.", self._max_requests)
-            self.request_exit()
         if self.should_exit or self.force_exit:
             # `server.should_exit = True` (uvicorn's idiom, possibly from another thread) stops it too.
             self._wake()
         self._tick_handle = loop.call_later(TICK, self._tick)
+
+    def _request_done(self) -> None:
+        """Per finished request, only with --limit-max-requests: act the moment the limit is reached."""
+        state = self.state
+        assert state is not None and self.max_requests is not None
+        if state.total_requests < self.max_requests:
+            return
+        state.on_request_done = None
+        if self.on_max_requests is not None:
+            self.on_max_requests()
+        elif not self.should_exit:
+            logger.info("Maximum request limit of %d exceeded. Terminating process.", self.max_requests)
+            self.request_exit()
 
     def request_exit(self, force: bool = False) -> None:
         """Stop serving (gracefully unless `force`); safe to call from any thread."""
@@ -253,15 +284,25 @@ class Server:
         if self._accepting_stopped:
             return
         self._accepting_stopped = True
-        loop = asyncio.get_running_loop()
-        if isinstance(loop, BaseSelectorEventLoop):
-            for sock in self.sockets:
-                if sock.fileno() >= 0:
-                    loop.remove_reader(sock.fileno())
+        if self.pause_accepting():
             for _ in range(3):
                 await asyncio.sleep(0)
         for server in self._servers:
             server.close()
+
+    def pause_accepting(self) -> bool:
+        """Stop reading the listeners now, synchronously (selector loops); True if it could.
+
+        A worker at its limit calls this the moment it reaches it, so not one more connection is
+        accepted; `stop_accepting()` then closes the listeners a few loop iterations later.
+        """
+        loop = self._loop
+        if not isinstance(loop, BaseSelectorEventLoop):
+            return False
+        for sock in self.sockets:
+            if sock.fileno() >= 0:
+                loop.remove_reader(sock.fileno())
+        return True
 
     async def _shutdown(self, lifespan: Lifespan) -> None:
         state = self.state
@@ -309,7 +350,7 @@ class Server:
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         if threading.current_thread() is not threading.main_thread():
             return []
-        installed = []
+        installed: list[int] = []
         for sig in _HANDLED_SIGNALS:
             try:
                 loop.add_signal_handler(sig, self.handle_signal, sig)

@@ -19,6 +19,7 @@ from palfrey.websocket.settings import websocket_settings
 
 if TYPE_CHECKING:
     from palfrey.metrics.counters import Recorder
+    from palfrey.server.hooks import AccessLogger, ProxyRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,10 @@ class ServerState:
     attribute loads on them) only up to 30 keys, and one more made every `state.x` on the request
     path slower (measured: +400 instructions per request). Group rarely read values instead.
     """
+
+    # Set here from the Config; the Gunicorn worker replaces both with its own (`prepare_state`).
+    proxy: ProxyRules | None
+    access_log: AccessLogger | None
 
     def __init__(self, config: Config, app: Callable[..., Any], loop: asyncio.AbstractEventLoop) -> None:
         from palfrey.logging import AccessLog
@@ -98,7 +103,7 @@ class ServerState:
         custom_names = {name.strip().lower() for name, _ in custom}
         if "server" in custom_names:
             server_lines = []
-        self._server_bytes = header_lines(server_lines)  # type: ignore[arg-type]
+        self._server_bytes = header_lines(server_lines)
         self._custom_bytes = header_lines(custom)  # type: ignore[arg-type]
         self._date_enabled = config.date_header and "date" not in custom_names
         self._date = b""

@@ -2,7 +2,8 @@
 
 Lines keep the protocol readable in an strace and trivially framed. Master to worker: `ping`,
 `drain`, `stats <n>` (--metrics). Worker to master: `ready`, `pong`, `recycle <kind> <reason>`,
-`stats <n> <snapshot JSON>`. Both ends are non-blocking; a message that cannot be written at once is
+`stats <n> <snapshot JSON>`, `boot-error <JSON text>`, `signalled <SIGNAME>`, `memory-floor <MiB>
+<limit>`. Both ends are non-blocking; a message that cannot be written at once is
 dropped (a full buffer means the peer is not reading, which the health check catches anyway). A
 message written only in part keeps its tail, sent before the next one, so lines are never torn.
 """
@@ -10,9 +11,23 @@ message written only in part keeps its tail, sent before the next one, so lines 
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 
-PING, PONG, READY, DRAIN, RECYCLE, STATS = "ping", "pong", "ready", "drain", "recycle", "stats"
+# Message words (MSG_*), named apart from the master's worker states (handle.py) on purpose.
+MSG_PING, MSG_PONG, MSG_READY, MSG_DRAIN, MSG_RECYCLE, MSG_STATS = (
+    "ping",
+    "pong",
+    "ready",
+    "drain",
+    "recycle",
+    "stats",
+)
+MSG_BOOT_ERROR = "boot-error"  # worker -> master: why it cannot boot (JSON text), logged once by the master
+MSG_SIGNALLED = "signalled"  # worker -> master: it got TERM/INT/QUIT from outside the master and is stopping
+MSG_MEMORY_FLOOR = "memory-floor"  # worker -> master: fresh RSS already over --limit-max-memory
+# Master -> hung worker, whose loop cannot read the channel: faulthandler prints every thread's stack.
+DUMP_SIGNAL = signal.SIGUSR2
 
 
 class Channel:

@@ -1,4 +1,4 @@
-"""What the master knows about each worker, and the health-check clock.
+"""The health-check clock: when to ping, and which workers missed their deadline.
 
 Pings fan out to every serving worker at once over the control channels; a worker answers from its
 event loop, so no answer within --timeout-worker-healthcheck means its loop is blocked (or the process
@@ -8,49 +8,14 @@ so a slow import is not mistaken for a hang. Nothing here touches the filesystem
 
 from __future__ import annotations
 
-import collections
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from palfrey.supervisor.channel import PING, Channel
+from palfrey.supervisor.channel import MSG_PING
+from palfrey.supervisor.handle import BOOTING, DRAINING, READY, WorkerHandle
+from palfrey.supervisor.process import is_stopped
 
-BOOTING, READY, DRAINING, STOPPING = "booting", "ready", "draining", "stopping"
 INF = math.inf
-
-
-@dataclass(eq=False)
-class WorkerHandle:
-    """One forked worker as the master sees it."""
-
-    pid: int
-    channel: Channel
-    generation: int  # bumped by HUP / --reload: an older generation is rolled over
-    started: float  # monotonic time of the fork
-    boot_deadline: float
-    state: str = BOOTING
-    ready_at: float | None = None
-    ping_sent: float | None = None  # monotonic time of the unanswered ping, if any
-    kill_at: float | None = None  # SIGKILL at this time unless it has exited
-    exit_expected: bool = False  # the master asked it to go (drain, TTOU, shutdown, health kill)
-    replaces: WorkerHandle | None = None  # the old worker this one will take over from once ready
-    replaced_by: WorkerHandle | None = None
-    recycle_reason: str | None = None  # the worker asked to be recycled (limit reached)
-    recycle_kind: str | None = None  # which limit: max-requests, memory or lifetime (metrics label)
-    slot: int = 0  # stable number 0..N-1; a replacement takes the slot of the worker it replaces
-
-    @property
-    def serving(self) -> bool:
-        """Counts toward --workers: booting or ready, and not already being replaced."""
-        return self.state in (BOOTING, READY) and self.replaced_by is None
-
-    @staticmethod
-    def free_slot(workers: list[WorkerHandle]) -> int:
-        """The lowest slot no booting or ready worker holds (a draining one gives its slot up)."""
-        taken = {worker.slot for worker in workers if worker.state in (BOOTING, READY)}
-        slot = 0
-        while slot in taken:
-            slot += 1
-        return slot
 
 
 class HealthCheck:
@@ -71,21 +36,33 @@ class HealthCheck:
         for worker in workers:
             if worker.state in (READY, DRAINING) and worker.ping_sent is None:
                 # Count the ping as sent even if the channel is gone: no pong means the same either way.
-                worker.channel.send(PING)
+                worker.channel.send(MSG_PING)
                 worker.ping_sent = now
 
-    def overdue(self, workers: list[WorkerHandle], now: float) -> list[tuple[WorkerHandle, str]]:
-        """Workers to kill now, with the reason to log."""
+    def overdue(
+        self, workers: list[WorkerHandle], now: float, stopped: Callable[[int], bool] = is_stopped
+    ) -> list[tuple[WorkerHandle, str, bool]]:
+        """Workers to kill now: (worker, the reason to log, whether the process is stopped).
+
+        A stopped process (SIGSTOP) is found sooner than a blocked loop: once a ping has waited one
+        ping interval, /proc says whether the process is stopped; a stopped one cannot answer at all,
+        and waiting the full timeout would only keep its requests stuck longer.
+        """
         found = []
         for worker in workers:
+            waited = None if worker.ping_sent is None else now - worker.ping_sent
             if worker.state == BOOTING and now >= worker.boot_deadline:
-                found.append((worker, f"did not boot within {self.boot_timeout:g}s"))
-            elif worker.ping_sent is not None and now - worker.ping_sent >= self.timeout:
+                found.append((worker, f"did not boot within {self.boot_timeout:g}s", stopped(worker.pid)))
+            elif waited is not None and waited >= self.interval and stopped(worker.pid):
+                found.append(
+                    (worker, f"did not answer a health check for {waited:.1f}s: process stopped", True)
+                )
+            elif waited is not None and waited >= self.timeout:
                 found.append(
                     (
                         worker,
-                        f"did not answer a health check within {self.timeout:g}s "
-                        "(event loop blocked, or process stopped)",
+                        f"did not answer a health check within {self.timeout:g}s (event loop blocked)",
+                        False,
                     )
                 )
         return found
@@ -98,22 +75,8 @@ class HealthCheck:
             elif worker.state in (READY, DRAINING):
                 deadline = min(deadline, self.next_ping)
             if worker.ping_sent is not None:
+                # (A stopped process is looked for at the ping ticks, which wake the loop anyway.)
                 deadline = min(deadline, worker.ping_sent + self.timeout)
             if worker.kill_at is not None:
                 deadline = min(deadline, worker.kill_at)
         return deadline
-
-
-class CrashWindow:
-    """Unexpected worker deaths within the last `window` seconds (crash-loop detection)."""
-
-    def __init__(self, window: float) -> None:
-        self.window = window
-        self._times: collections.deque[float] = collections.deque()
-
-    def record(self, now: float) -> int:
-        """Count one death; returns how many fell within the window."""
-        self._times.append(now)
-        while self._times[0] < now - self.window:
-            self._times.popleft()
-        return len(self._times)

@@ -4,9 +4,11 @@ The master has no threads and no event loop, so `os.fork()` is safe. Its loop is
 over the workers' control channels, the signal wake-up pipe and the reloader's pipe, with a timeout
 that is the next deadline (a ping, a boot or kill deadline): it never sleeps to poll.
 
-Recycling is replacement-first: a worker that asks to be recycled (or is outdated after HUP or a
-file change) keeps serving while its replacement boots; only when the replacement is ready is the old
-one told to drain, and at most one worker drains at a time, so capacity never drops below --workers.
+What to spawn, drain or kill is decided by the pure `policy.plan()` (see policy.py for the rules):
+a worker at its limit is replaced at once and takes no new work meanwhile; HUP and --reload roll
+workers over replacement first. Workers that die at runtime are always replaced (with a growing
+delay if they keep dying young, `policy.Backoff`); only workers that cannot boot stop the master.
+Once a shutdown has begun, by any signal path, a worker's exit is expected and never replaced.
 """
 
 from __future__ import annotations
@@ -22,37 +24,44 @@ import threading
 import time
 
 from palfrey.config import Config, ConfigError
-from palfrey.importer import AppLoadError, load_app
+from palfrey.errors import EXIT_BOOT
 from palfrey.metrics.supervisor import MasterMetrics, NullMetrics, master_metrics
-from palfrey.server.server import EXIT_BOOT
 from palfrey.server.sockets import bind_sockets, describe
 from palfrey.supervisor import DEFAULT_HEALTHCHECK_TIMEOUT
-from palfrey.supervisor.channel import PONG, READY, RECYCLE, STATS, Channel
-from palfrey.supervisor.health import BOOTING, DRAINING, INF, STOPPING, CrashWindow, HealthCheck, WorkerHandle
-from palfrey.supervisor.health import READY as S_READY
+from palfrey.supervisor.channel import (
+    MSG_BOOT_ERROR,
+    MSG_MEMORY_FLOOR,
+    MSG_PONG,
+    MSG_READY,
+    MSG_RECYCLE,
+    MSG_SIGNALLED,
+    MSG_STATS,
+    Channel,
+)
+from palfrey.supervisor.deaths import Deaths, crash_label, judge
+from palfrey.supervisor.handle import BOOTING, READY, STOPPING, WorkerHandle
+from palfrey.supervisor.health import INF, HealthCheck
+from palfrey.supervisor.policy import plan, readiness
 from palfrey.supervisor.process import (
     MASTER_SIGNALS,
     describe_status,
     fork,
     pid_file,
+    preload,
     reload_env_file,
     reopen_log_files,
     reset_signals,
     set_title,
 )
 from palfrey.supervisor.reload import Reloader
-from palfrey.supervisor.reuseport import reserve_sockets
+from palfrey.supervisor.reuseport import SlotListeners, reserve_sockets
 from palfrey.supervisor.signals import SignalPipe
 from palfrey.supervisor.worker import run_worker
 
 logger = logging.getLogger("palfrey.error")
 
-KILL_GRACE = 2.0  # SIGTERM, then SIGKILL after this long, for a hung worker
 STOP_MARGIN = 2.0  # beyond --timeout-graceful-shutdown, for the worker's own lifespan shutdown
 QUIT_GRACE = 1.0  # immediate stop: SIGQUIT, then SIGKILL after this long
-CRASH_WINDOW = 30.0  # this many seconds ...
-CRASH_LIMIT = 5  # ... and this many unexpected worker deaths in them stop the master
-_HINTS = {signal.SIGKILL: " (the OOM killer?)", signal.SIGSEGV: " (segmentation fault)"}
 
 
 class Master:
@@ -69,10 +78,11 @@ class Master:
         )
         self.selector = selectors.DefaultSelector()
         self.sockets: list[socket.socket] = []
+        self.slots: SlotListeners | None = None  # --reuse-port: one listener per worker slot
         self.stopping: str | None = None  # "graceful" or "immediate"
         self.stop_deadline = INF
         self.exit_code = 0
-        self.crashes = CrashWindow(CRASH_WINDOW)
+        self.deaths = Deaths()  # the crash backoff, and workers dying before they were ever ready
         self.all_ready = False
         self.restarting = False  # a HUP / reload rollout is under way
         self.restart_kind = "hup"  # why the rollout under way replaces workers: "hup" or "reload"
@@ -105,6 +115,7 @@ class Master:
             self.selector.register(fd, selectors.EVENT_READ, self._on_reloader)
         try:
             self.sockets = reserve_sockets(config) if config.reuse_port else bind_sockets(config)
+            self.slots = SlotListeners(config, self.sockets) if config.reuse_port else None
             self.metrics = master_metrics(self)
         except ConfigError as exc:
             logger.error("%s", exc)
@@ -133,15 +144,8 @@ class Master:
 
     def _preload(self) -> bool:
         """--preload: import the app once here; forked workers share its memory copy-on-write."""
-        config = self.config
-        try:
-            app = load_app(config.app, app_dir=config.app_dir, factory=config.factory)
-        except AppLoadError as exc:
-            if exc.show_traceback and exc.__cause__ is not None:
-                logger.error("%s", exc, exc_info=exc.__cause__)
-            else:
-                logger.error("%s", exc)
-            logger.error("The app could not be preloaded; stopping (exit code %d).", EXIT_BOOT)
+        app = preload(self.config)
+        if app is None:
             return False
         # The raw app: each worker still wraps it (ASGI 2, WSGI thread pool) in its own process.
         self.worker_config = self.worker_config.replace(app=app, factory=False)
@@ -159,6 +163,8 @@ class Master:
         self.selector.close()
         for sock in self.sockets:
             sock.close()
+        if self.slots is not None:
+            self.slots.close()
         if self.config.uds and not self.config.reuse_port:
             with contextlib.suppress(OSError):
                 os.unlink(self.config.uds)
@@ -225,6 +231,8 @@ class Master:
             self.reloader.stop()
         for sock in self.sockets:  # the workers hold their own copies; new workers are not forked now
             sock.close()
+        if self.slots is not None:
+            self.slots.close()
         for handle in self.workers.values():
             handle.exit_expected = True
             handle.ping_sent = None
@@ -234,11 +242,12 @@ class Master:
                     os.kill(handle.pid, sig)
 
     def restart_all(self, reason: str, kind: str = "hup") -> None:
-        """HUP and --reload: every worker is rolled over, one at a time, replacement first."""
+        """HUP and --reload: every worker is rolled over, replacement first (see policy.plan)."""
         self.restart_kind = kind
         if self.config.env_file:
             reload_env_file(self.config.env_file)
         self.generation += 1
+        self.deaths.backoff.reset()  # the operator asked for new workers: no crash delay for them
         self.restarting = True
         self.waiting_for_change = False
         if self.config.preload:
@@ -246,7 +255,7 @@ class Master:
                 "%s: restarting workers; with --preload they keep the code the master loaded", reason
             )
         else:
-            logger.info("%s: restarting all workers, one at a time", reason)
+            logger.info("%s: restarting all workers, replacement first", reason)
 
     def fail(self, message: str) -> None:
         """Stop everything with exit code 3: booting in a loop would only repeat the same failure."""
@@ -259,14 +268,15 @@ class Master:
     # Workers
 
     def spawn(self, now: float, replaces: WorkerHandle | None = None) -> WorkerHandle:
+        slot = replaces.slot if replaces is not None else WorkerHandle.free_slot(list(self.workers.values()))
+        sockets = self.sockets if self.slots is None else self.slots.for_slot(slot)
         master_end, worker_end = Channel.pair()
         pid = fork()
         if pid == 0:  # the child: drop the master's resources, then serve (never returns)
             reset_signals()
-            self._close_in_child(master_end)
-            run_worker(self.worker_config, self.sockets, worker_end)
+            self._close_in_child(master_end, slot)
+            run_worker(self.worker_config, sockets, worker_end)
         worker_end.close()
-        slot = replaces.slot if replaces is not None else WorkerHandle.free_slot(list(self.workers.values()))
         handle = WorkerHandle(
             pid=pid,
             channel=master_end,
@@ -285,12 +295,14 @@ class Master:
         logger.info("Booting worker (pid %d)", pid)
         return handle
 
-    def _close_in_child(self, master_end: Channel) -> None:
+    def _close_in_child(self, master_end: Channel, slot: int) -> None:
         # Closing (not unregistering) leaves the master's shared epoll interest list alone.
         master_end.sock.close()
         for handle in self.workers.values():
             handle.channel.sock.close()
         self.metrics.close_in_child()
+        if self.slots is not None:
+            self.slots.close_in_child(keep=slot)
         self.selector.close()
         self.signals.close()
         if self.reloader is not None:
@@ -299,18 +311,21 @@ class Master:
     def _on_channel(self, handle: WorkerHandle) -> None:
         for message in handle.channel.receive():
             verb, _, argument = message.partition(" ")
-            if verb == PONG:
+            if verb == MSG_PONG:
                 self.metrics.pong(handle, time.monotonic())
                 handle.ping_sent = None
-            elif verb == STATS:
+            elif verb == MSG_STATS:
                 self.metrics.stats(handle, argument)
-            elif verb == READY:
-                self._ready(handle)
-            elif verb == RECYCLE and handle.recycle_reason is None and handle.state == S_READY:
-                handle.recycle_kind, _, handle.recycle_reason = argument.partition(" ")
-                logger.info(
-                    "Worker (pid %d) %s: recycling it (replacement first)", handle.pid, handle.recycle_reason
-                )
+            elif verb == MSG_READY:
+                handle.ready(time.monotonic())
+            elif verb == MSG_RECYCLE and handle.recycle_reason is None and handle.state == READY:
+                self._recycle(handle, argument)
+            elif verb == MSG_SIGNALLED:
+                handle.signalled = argument
+            elif verb == MSG_BOOT_ERROR:
+                self.deaths.boot_error(handle, argument)
+            elif verb == MSG_MEMORY_FLOOR:
+                self.deaths.memory_floor(handle, argument)
         if handle.channel.closed:
             self._forget_channel(handle)
 
@@ -319,52 +334,24 @@ class Master:
             self.selector.unregister(handle.channel.sock)
         handle.channel.close()
 
-    def _ready(self, handle: WorkerHandle) -> None:
-        if handle.state != BOOTING:
-            return
-        now = time.monotonic()
-        handle.state = S_READY
-        handle.ready_at = now
-        logger.info("Worker (pid %d) ready (booted in %.2fs)", handle.pid, now - handle.started)
-        old = handle.replaces
-        handle.replaces = None
-        if old is not None:
-            old.replaced_by = None
-            if old.pid in self.workers and old.state == S_READY:
-                why = old.recycle_reason or "rolling restart"
-                self.metrics.restart((old.recycle_reason and old.recycle_kind) or self.restart_kind)
-                self.drain(old, f"worker (pid {handle.pid}) took over ({why})", now)
+    def _recycle(self, handle: WorkerHandle, argument: str) -> None:
+        """The worker reached a limit: it takes no new work from now on; the policy replaces it at once."""
+        handle.recycle_kind, _, handle.recycle_reason = argument.partition(" ")
+        self.metrics.restart(handle.recycle_kind)
+        logger.info(
+            "Worker (pid %d) %s: recycling it (it stopped accepting; its replacement starts now)",
+            handle.pid,
+            handle.recycle_reason,
+        )
+        handle.draining(self._kill_at(time.monotonic()))
 
     def drain(self, handle: WorkerHandle, reason: str, now: float) -> None:
-        """Stop accepting, finish in-flight requests (Connection: close), lifespan shutdown, exit."""
-        logger.info("Worker (pid %d) draining: %s", handle.pid, reason)
-        handle.state = DRAINING
-        handle.exit_expected = True
+        handle.drain(reason, self._kill_at(now))
+
+    def _kill_at(self, now: float) -> float | None:
+        """When a draining worker gets SIGKILL: --timeout-graceful-shutdown plus its lifespan shutdown."""
         grace = self.config.timeout_graceful_shutdown
-        handle.kill_at = None if grace is None else now + grace + STOP_MARGIN
-        if not handle.channel.send("drain"):
-            with contextlib.suppress(OSError):
-                os.kill(handle.pid, signal.SIGTERM)
-
-    def kill(self, handle: WorkerHandle, reason: str, now: float) -> None:
-        logger.error(
-            "Worker (pid %d) %s; killing it (SIGTERM, then SIGKILL after %gs)", handle.pid, reason, KILL_GRACE
-        )
-        handle.state = STOPPING
-        handle.exit_expected = True
-        handle.ping_sent = None
-        handle.kill_at = now + KILL_GRACE
-        self._unlink(handle)
-        with contextlib.suppress(OSError):
-            os.kill(handle.pid, signal.SIGTERM)
-
-    def _unlink(self, handle: WorkerHandle) -> None:
-        if handle.replaces is not None:
-            handle.replaces.replaced_by = None
-            handle.replaces = None
-        if handle.replaced_by is not None:
-            handle.replaced_by.replaces = None
-            handle.replaced_by = None
+        return None if grace is None else now + grace + STOP_MARGIN
 
     def _reap(self) -> None:
         while True:
@@ -387,19 +374,31 @@ class Master:
         if handle is None:
             logger.debug("Reaped child process %d (%s)", pid, text)
             return
+        slot_free = all(w.slot != handle.slot for w in self.workers.values())
+        if self.slots is not None and handle.slot >= self.target and slot_free:  # fewer workers (TTOU)
+            self.slots.release(handle.slot)
+        if not (handle.exit_expected or self.stopping) and self.signals.read_fd >= 0:
+            # A signal to the whole group reaches the workers and the master at once; the worker may
+            # exit before the master's loop has read its own copy. Read it now, before judging.
+            self._on_signals()
         self.metrics.exited(handle)  # its final snapshot, if it sent one, joins the totals
         self._forget_channel(handle)
         old = handle.replaces
-        self._unlink(handle)
-        if handle.exit_expected or self.stopping:
+        handle.unlink()
+        now = time.monotonic()
+        verdict = judge(handle, code, sig, expected=self.stopping is not None)
+        if verdict == "expected":
             logger.info("Worker (pid %d) exited (%s)", pid, text)
-        elif handle.state == BOOTING and code == EXIT_BOOT:
+        elif verdict == "boot-failed":
             self._boot_failed(handle, old)
+        elif verdict == "outside":
+            self.metrics.restart("stopped")
+            self.deaths.outside(handle, text, now)
         else:
-            hint = _HINTS.get(sig, "") if sig is not None else ""
-            logger.error("Worker (pid %d) died unexpectedly (%s%s); replacing it", pid, text, hint)
-            self.metrics.restart("crash")
-            self._crashed(time.monotonic())
+            self.metrics.restart(crash_label(sig))
+            stop = self.deaths.crashed(handle, sig, text, now, self.target)
+            if stop is not None:
+                self.fail(stop)
 
     def _boot_failed(self, handle: WorkerHandle, old: WorkerHandle | None) -> None:
         if self.config.reload:
@@ -407,7 +406,7 @@ class Master:
             self.waiting_for_change = True
             self._abort_rollout()
             return
-        if old is not None and old.pid in self.workers and old.state == S_READY:
+        if old is not None and old.pid in self.workers and old.state == READY:
             logger.error(
                 "Replacement worker (pid %d) failed to boot; worker (pid %d) keeps serving and the "
                 "restart is abandoned",
@@ -422,26 +421,21 @@ class Master:
         self.restarting = False
         for worker in self.workers.values():
             worker.generation = self.generation
-            worker.recycle_reason = None
-
-    def _crashed(self, now: float) -> None:
-        count = self.crashes.record(now)
-        if count >= max(CRASH_LIMIT, 2 * self.target):
-            self.fail(
-                f"Workers died {count} times within {CRASH_WINDOW:g}s; stopping the master "
-                "instead of respawning them in a loop."
-            )
+            if worker.state == READY:
+                worker.recycle_reason = None
 
     # The loop's housekeeping
 
     def _check_timers(self, now: float) -> None:
         workers = list(self.workers.values())
         if not self.stopping:
-            for handle, reason in self.health.overdue(workers, now):
-                if handle.state == BOOTING:
-                    self._crashed(now)
-                self.metrics.restart("boot-timeout" if handle.state == BOOTING else "healthcheck")
-                self.kill(handle, reason, now)
+            for handle, reason, stopped in self.health.overdue(workers, now):
+                booting = handle.state == BOOTING
+                self.metrics.restart("boot-timeout" if booting else "healthcheck")
+                handle.kill(reason, now, "kill" if stopped else "dump")
+                stop = self.deaths.boot_death(now, self.target) if booting else None
+                if stop is not None:
+                    self.fail(stop)
             self.health.ping_due(workers, now)
         for handle in workers:
             if handle.kill_at is not None and now >= handle.kill_at:
@@ -461,50 +455,31 @@ class Master:
 
     def _next_deadline(self) -> float:
         workers = list(self.workers.values())
-        return min(self.stop_deadline, self.health.next_deadline(workers), self.metrics.next_deadline())
+        wake = self.deaths.backoff.not_before if self.deaths.backoff.not_before > time.monotonic() else INF
+        return min(self.stop_deadline, self.health.next_deadline(workers), self.metrics.next_deadline(), wake)
 
     def _manage(self, now: float) -> None:
-        """Keep --workers serving, shrink after TTOU, roll outdated or recycled workers one at a time."""
+        """Carry out the policy's next actions (policy.plan), then log when every worker is ready."""
         if self.stopping or self.waiting_for_change:
             return
         workers = list(self.workers.values())
-        serving = [w for w in workers if w.serving]
-        for _ in range(self.target - len(serving)):
-            self.spawn(now)
-        draining = any(w.state == DRAINING for w in workers)
-        if len(serving) > self.target and not draining:
-            ready = [w for w in serving if w.state == S_READY]
-            if ready:
-                self.drain(ready[0], f"reducing to {self.target} worker(s)", now)
-            else:
-                self.kill(serving[-1], f"is not needed with {self.target} worker(s)", now)
-            draining = True
-        replacing = any(w.replaces is not None for w in workers)
-        if not draining and not replacing:
-            for worker in workers:
-                if (
-                    worker.serving
-                    and worker.state == S_READY
-                    and (worker.recycle_reason is not None or worker.generation < self.generation)
-                ):
-                    self.spawn(now, replaces=worker)
-                    break
+        actions = plan(workers, self.target, self.generation, now, self.deaths.backoff.not_before)
+        for old, reason in actions.drain:
+            if old.recycle_reason is None and old.replaced_by is not None:
+                self.metrics.restart(self.restart_kind)
+            self.drain(old, reason, now)
+        for handle, reason in actions.kill:
+            handle.kill(reason, now)
+        for replaces in actions.spawn:
+            self.spawn(now, replaces=replaces)
         self._log_all_ready()
 
     def _log_all_ready(self) -> None:
-        workers = list(self.workers.values())
-        serving = [w for w in workers if w.serving]
-        ready = len(serving) == self.target and all(w.state == S_READY for w in serving)
-        pids = ", ".join(str(w.pid) for w in serving)
+        ready, settled, pids = readiness(list(self.workers.values()), self.target, self.generation)
         if ready and not self.all_ready:
             logger.info("All %d workers ready (pids %s)", self.target, pids)
         self.all_ready = ready
-        if (
-            ready
-            and self.restarting
-            and all(w.generation == self.generation for w in serving)
-            and not any(w.state == DRAINING for w in workers)
-        ):
+        if settled and self.restarting:
             self.restarting = False
             logger.info("Restart complete: every worker was replaced (pids %s)", pids)
 

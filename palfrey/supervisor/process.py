@@ -200,3 +200,28 @@ def reload_env_file(path: str) -> None:
         load_dotenv(dotenv_path=path, override=True)
     except Exception as exc:  # a broken file must not take the running workers down
         logger.error("Could not re-read --env-file %s: %s", path, exc)
+
+
+def is_stopped(pid: int) -> bool:
+    """Whether `pid` is stopped by a signal (SIGSTOP, SIGTSTP: state 'T' in /proc/PID/stat).
+
+    A stopped process cannot run a SIGTERM handler, so the master goes straight to SIGKILL for it.
+    A traced stop ('t', a debugger) is left alone. False where /proc cannot tell.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            return file.read().rpartition(b")")[2].split()[0] == b"T"
+    except (OSError, IndexError):
+        return False
+
+
+def preload(config: Any) -> Any | None:
+    """--preload: import the app in the master (shared copy-on-write); None, after logging why, if it fails."""
+    from palfrey.importer import AppLoadError, load_app, log_app_load_error
+
+    try:
+        return load_app(config.app, app_dir=config.app_dir, factory=config.factory)
+    except AppLoadError as exc:
+        log_app_load_error(logger, exc)
+        logger.error("The app could not be preloaded; stopping (exit code 3).")
+        return None

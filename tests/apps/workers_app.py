@@ -7,6 +7,7 @@ Every response is plain text. Endpoints:
 - ``/sleep?seconds=N``: prints ``sleep started in PID``, awaits N seconds, then answers ``slept``.
 - ``/env?name=X``: the value of environment variable X in the worker.
 - ``/crash``: the worker dies at once with SIGSEGV (as a segfault would).
+- ``/leak?mib=N``: keeps N MiB more of memory (touched, so resident) until the worker exits.
 
 Importing it prints ``workers_app imported in PID``. Environment switches: ``WORKERS_APP_FAIL_IMPORT=1`` raises at import; ``WORKERS_APP_FAIL_STARTUP=1``
 fails lifespan startup; ``WORKERS_APP_CRASH_AFTER_STARTUP=1`` kills the worker just after startup;
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -28,6 +30,7 @@ if os.environ.get("WORKERS_APP_FAIL_IMPORT") == "1":
 
 time.sleep(float(os.environ.get("WORKERS_APP_IMPORT_DELAY", "0")))  # a slow import
 STARTUP_RAN: dict[str, int] = {}
+LEAKED: list[bytes] = []
 if os.environ.get("WORKERS_APP_FORK_AT_IMPORT") == "1" and os.fork() == 0:
     os._exit(0)  # a helper process that exits at once: its parent must reap it
 print(f"workers_app imported in {os.getpid()}", flush=True)  # --preload imports it in the master
@@ -80,11 +83,17 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         time.sleep(float(query.get("seconds", "30")))
         await _text(send, "unblocked")
     elif path == "/sleep":
-        print(f"sleep started in {os.getpid()}", flush=True)  # tests wait for this line
+        sys.stdout.write(
+            f"sleep started in {os.getpid()}\n"
+        )  # one write: lines from workers never interleave
+        sys.stdout.flush()  # tests wait for this line
         await asyncio.sleep(float(query.get("seconds", "2")))
         await _text(send, "slept")
     elif path == "/env":
         await _text(send, os.environ.get(query.get("name", ""), ""))
+    elif path == "/leak":
+        LEAKED.append(b"x" * int(float(query.get("mib", "1")) * 1048576))
+        await _text(send, "leaked")
     elif path == "/crash":
         os.kill(os.getpid(), signal.SIGSEGV)
     else:

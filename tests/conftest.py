@@ -1,0 +1,44 @@
+"""Fixtures shared by every test module, built on tests/support.py.
+
+Test modules never import fixtures or helpers from each other: what more than one module needs lives
+here (fixtures) or in tests/support.py (plain helpers and the raw clients).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from tests.support import HTTP_APP, PARSERS, ServerFactory, ServerProcess, run_server
+
+
+@pytest.fixture
+def serve() -> Iterator[ServerFactory]:
+    """The server-process factory: `serve(*palfrey_args, env=None, timeout=15.0, cwd=None)` starts
+    `python -m palfrey` (127.0.0.1, a free port unless the args say otherwise), waits until it is
+    running and returns it; every process started is stopped (TERM, then KILL) after the test."""
+    with ExitStack() as stack:
+
+        def start(
+            *args: str,
+            env: dict[str, str] | None = None,
+            timeout: float = 15.0,
+            cwd: str | Path | None = None,
+        ) -> ServerProcess:
+            return stack.enter_context(run_server(*args, env=env, timeout=timeout, cwd=cwd))
+
+        yield start
+
+
+@pytest.fixture(scope="module", params=PARSERS)
+def http_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """One palfrey per parser serving tests/apps/http_apps.py with two `--header`s, for a module's
+    tests (each module that uses it gets its own processes)."""
+    with run_server(
+        HTTP_APP, "--http", request.param, "--workers", "1", "--header", "X-A:b", "--header", "x-b: c d"
+    ) as process:
+        process.parser = request.param  # type: ignore[attr-defined]
+        yield process
