@@ -117,6 +117,7 @@ class Config:
     access_log_format: str | None
     use_colors: bool | None
     proxy_headers: bool
+    proxy_headers_family: str
     server_header: bool
     date_header: bool
     forwarded_allow_ips: str
@@ -129,6 +130,7 @@ class Config:
     limit_request_line: int
     limit_request_fields: int
     limit_request_field_size: int
+    limit_request_head: int
     timeout_keep_alive: float
     timeout_request_header: float
     timeout_request_body: float
@@ -144,7 +146,7 @@ class Config:
     ssl_version: int
     ssl_cert_reqs: int
     ssl_ca_certs: str | None
-    ssl_ciphers: str
+    ssl_ciphers: str | None
     metrics: bool
     metrics_bind: str
     headers: tuple[str, ...]

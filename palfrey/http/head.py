@@ -207,9 +207,9 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
         # absolute-form (RFC 9112 §3.2.2): the path starts at the first '/' after the authority.
         rest = target.partition(b"://")[2]
         slash = rest.find(b"/")
-        query = rest.find(b"?")
-        if slash == -1 or (query != -1 and query < slash):
-            target = b"/" + (rest[query:] if query != -1 else b"")
+        mark = rest.find(b"?")
+        if slash == -1 or (mark != -1 and mark < slash):
+            target = b"/" + (rest[mark:] if mark != -1 else b"")
         else:
             target = rest[slash:]
     path, _, query = target.partition(b"?")

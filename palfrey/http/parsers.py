@@ -430,6 +430,12 @@ class _EarlyEnd:
     def on_message_complete(self) -> None:
         self._parser._sink = self._sink
 
+    def on_body(self, data: bytes) -> None:  # not called: llhttp skips this body (Sink protocol)
+        self._sink.on_body(data)
+
+    def on_upgrade(self, rest: bytes) -> None:  # not called: the parser reads on (Sink protocol)
+        self._sink.on_upgrade(rest)
+
 
 _HEAD, _LENGTH, _CHUNKED, _STOPPED = range(4)
 _FIELD_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")

@@ -88,7 +88,7 @@ def _path_only(scope: Mapping[str, Any]) -> str:
     """Path without query, still percent-encoded: a decoded path could smuggle newlines into logs."""
     raw_path = scope.get("raw_path")
     if raw_path:
-        return raw_path.decode("ascii", "backslashreplace")
+        return str(raw_path.decode("ascii", "backslashreplace"))
     return quote(scope.get("path", "/"))
 
 
@@ -99,7 +99,7 @@ def _query(scope: Mapping[str, Any]) -> str:
 
 def _method(scope: Mapping[str, Any]) -> str:
     # A scope without a method can only be a websocket handshake, which is a GET.
-    return scope.get("method", "GET")
+    return str(scope.get("method", "GET"))
 
 
 def _protocol(scope: Mapping[str, Any]) -> str:
@@ -185,11 +185,11 @@ class AccessAtoms(Mapping[str, Any]):
         duration_ns: int,
     ) -> None:
         self._resolvers = resolvers
-        self.scope = scope
-        self.status = status
-        self.response_headers = response_headers
-        self.response_bytes = response_bytes
-        self.duration_ns = duration_ns
+        self.scope: Mapping[str, Any] = scope
+        self.status: int = status
+        self.response_headers: Sequence[tuple[bytes, bytes]] = response_headers
+        self.response_bytes: int = response_bytes
+        self.duration_ns: int = duration_ns
 
     def __getitem__(self, key: str) -> Any:
         # KeyError (not TypeError) for non-atoms, so filters written for uvicorn's tuple fail softly.
