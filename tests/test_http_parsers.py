@@ -192,3 +192,19 @@ def test_h11_max_incomplete_event_size_bounds_only_incomplete_heads(step: int | 
     except ParseError as exc:
         sink.events.append(("error", exc.status))
     assert sink.events[-1] == (("end",) if step is None else ("error", 431))
+
+
+@pytest.mark.parametrize("parser_class", [HttptoolsParser, H11Parser])
+def test_head_limit_for_a_head_completed_by_the_feed_that_finishes_an_earlier_one(parser_class: type) -> None:
+    """The feed that completes a head begun earlier also brings a whole oversized head: still 431."""
+    limits = Limits(LIMIT_REQUEST_LINE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_FIELD_SIZE, head=3000)
+    second = b"GET /b HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"X-%d: %s\r\n" % (i, b"v" * 1000) for i in range(4)
+    )
+    sink = Recorder()
+    parser = parser_class(sink, limits)
+    with pytest.raises(ParseError) as info:
+        parser.feed(b"GET /a HTTP/1.1\r\nHo")
+        parser.feed(b"st: x\r\n\r\n" + second + b"\r\n")
+    assert info.value.status == 431
+    assert [event[0] for event in sink.events] == ["head", "end"]

@@ -187,9 +187,9 @@ class Server:
             return EXIT_OK
 
         protocol = HttpProtocol
-        if state.trace:  # connection open/close at TRACE, decided once (palfrey.logging.trace)
-            from palfrey.logging.trace import TracingHttpProtocol
+        from palfrey.logging.trace import TracingHttpProtocol, trace_enabled
 
+        if trace_enabled():  # connection open/close at TRACE, decided once (as ServerState decided)
             protocol = TracingHttpProtocol
         for sock in self.sockets:
             server = await loop.create_server(

@@ -50,8 +50,7 @@ class ServerState:
         from palfrey.logging.trace import MessageLogger, trace_enabled
         from palfrey.middleware.proxy_headers import ProxyHeaders, TrustedHosts
 
-        self.trace = trace_enabled()
-        self.app = MessageLogger(app) if self.trace else app
+        self.app = MessageLogger(app) if trace_enabled() else app  # no attribute: see the 30-key note
         self.loop = loop
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
