@@ -17,8 +17,8 @@ import time
 import pytest
 
 from tests.master_support import ready_pids, wait_gone
-from tests.support import run_server
-from tests.test_http_core import APP, PARSERS, Conn, get, wait_event
+from tests.support import HTTP_APP as APP
+from tests.support import PARSERS, Conn, get, run_server, wait_event
 
 MiB = 1024 * 1024
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import ServerProcess, run_server
-from tests.test_http_core import APP, PARSERS, Conn, get, wait_event
+from tests.support import HTTP_APP as APP
+from tests.support import PARSERS, Conn, ServerProcess, get, run_server, wait_event
 
 MiB = 1024 * 1024
 

@@ -17,18 +17,6 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "palfrey"
 
-# Cycles that other branches are removing right now. Each entry is one import edge (importer,
-# imported) left out of the graph; the lead deletes this list once those branches have merged.
-KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    # websocket/engine <-> websocket/settings <-> the two engines: removed when branch e-ws lands
-    ("palfrey.websocket.engine", "palfrey.websocket.websockets_engine"): "e-ws",
-    ("palfrey.websocket.engine", "palfrey.websocket.wsproto_engine"): "e-ws",
-    ("palfrey.websocket.settings", "palfrey.websocket.engine"): "e-ws",
-    # websocket/asgi -> websocket/upgrade -> websocket/protocol -> websocket/asgi: removed when
-    # branch e-ws lands
-    ("palfrey.websocket.upgrade", "palfrey.websocket.protocol"): "e-ws",
-}
-
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
@@ -147,8 +135,6 @@ def test_finds_a_cycle() -> None:
 
 def test_no_import_cycles() -> None:
     graph = import_graph()
-    for (source, target), _branch in KNOWN_CYCLE_EDGES.items():
-        graph.get(source, set()).discard(target)
     cycles = find_cycles(graph)
     assert not cycles, "import cycles between palfrey modules:\n" + "\n".join(
         _describe(cycle, graph) for cycle in cycles
@@ -159,9 +145,6 @@ def test_no_import_cycles() -> None:
 # stay re-exported there until then). Removed when those branches land and import from
 # tests/support.py, tests/websocket_support.py or tests/conftest.py instead.
 KNOWN_TEST_MODULE_IMPORTS: dict[str, str] = {
-    "tests.test_http_drain_flow": "b-http",  # from tests.test_http_core
-    "tests.test_http_slow_clients": "b-http",  # from tests.test_http_core
-    "tests.test_websocket_send_timeout": "e-ws",  # from tests.test_websocket
     "tests.test_dropin_parity": "c-dropin",  # from tests.test_server_programmatic
 }
 

@@ -26,11 +26,13 @@ class WriteFlow:
     loop: asyncio.AbstractEventLoop
     transport: Any
 
+    # The owners declare `write_paused` in their own __slots__ (or have a __dict__); mypy cannot see
+    # that from a slotted mixin, hence the two ignores.
     def pause_writing(self) -> None:
-        self.write_paused = True
+        self.write_paused = True  # type: ignore[misc]
 
     def resume_writing(self) -> None:
-        self.write_paused = False
+        self.write_paused = False  # type: ignore[misc]
         self.release_drain_waiters()
 
     def release_drain_waiters(self) -> None:

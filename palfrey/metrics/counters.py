@@ -79,6 +79,7 @@ class Recorder:
     """Counters of one server process since it started (cumulative; never reset)."""
 
     __slots__ = (
+        "accept_exhausted",
         "app_exceptions",
         "bytes_in",
         "bytes_out",
@@ -104,6 +105,7 @@ class Recorder:
         self.ws_open = 0  # WebSocket connections open now
         self.app_exceptions = 0
         self.limited = 0  # 503 answers from --limit-concurrency
+        self.accept_exhausted = 0  # episodes of accepting paused for lack of descriptors (server/accept.py)
         self.protocol_errors: dict[tuple[int, str], int] = {}
 
     def record(
@@ -143,6 +145,10 @@ class Recorder:
             label = "other"
         key = (status, label)
         errors[key] = errors.get(key, 0) + 1
+
+    def accept_exhausted_episode(self) -> None:
+        """Accepting paused because the process ran out of descriptors (once per episode)."""
+        self.accept_exhausted += 1
 
     def ws_opened(self) -> None:
         """A WebSocket handshake completed (the WebSocket protocol calls this)."""

@@ -131,6 +131,11 @@ def _server(totals: Totals, gauges: dict[str, int]) -> Iterator[Metric]:
         "Requests answered 503 because --limit-concurrency was reached.",
         scalars["limited"],
     )
+    yield _counter(
+        "palfrey_accept_exhausted",
+        "Times accepting paused because the process ran out of file descriptors (or memory).",
+        scalars.get("accept_exhausted", 0),
+    )
 
 
 def _workers(workers: list[WorkerView]) -> Iterator[Metric]:

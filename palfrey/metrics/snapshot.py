@@ -18,7 +18,15 @@ from typing import Any
 from palfrey.metrics.counters import DURATION_BOUNDS, STATUS_CLASSES
 
 # Cumulative scalar counters and the gauges carried by a snapshot (gauges are not summed over time).
-COUNTERS = ("bytes_in", "bytes_out", "connections", "ws_connections", "app_exceptions", "limited")
+COUNTERS = (
+    "bytes_in",
+    "bytes_out",
+    "connections",
+    "ws_connections",
+    "app_exceptions",
+    "limited",
+    "accept_exhausted",
+)
 GAUGES = ("in_flight", "open", "ws_open")
 
 

@@ -17,7 +17,6 @@ import signal
 import socket
 import threading
 import time
-from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +26,7 @@ from palfrey.http.protocol import HttpProtocol
 from palfrey.importer import AppLoadError, detect_interface, load_app, log_app_load_error
 from palfrey.interfaces.asgi2 import ASGI2Middleware
 from palfrey.lifespan import Lifespan
+from palfrey.server.accept import Acceptor
 from palfrey.server.sockets import bind_sockets, describe
 from palfrey.server.state import ServerState
 
@@ -96,7 +96,8 @@ class Server:
         self.started = False
         self.state: ServerState | None = None
         self.sockets: list[socket.socket] = []
-        self._servers: list[asyncio.AbstractServer] = []
+        self._servers: list[asyncio.AbstractServer] = []  # the --metrics endpoint's
+        self._acceptor: Acceptor | None = None  # the listeners (accept.py: back-off out of descriptors)
         self._exit: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._force: asyncio.Future[None] | None = None
@@ -191,11 +192,24 @@ class Server:
 
         if trace_enabled():  # connection open/close at TRACE, decided once (as ServerState decided)
             protocol = TracingHttpProtocol
-        for sock in self.sockets:
-            server = await loop.create_server(
-                lambda: protocol(state), sock=sock, backlog=config.backlog, ssl=ssl_context
-            )
-            self._servers.append(server)
+        metrics = state.metrics
+        self._acceptor = Acceptor(
+            loop,
+            self.sockets,
+            lambda: protocol(state),
+            ssl=ssl_context,
+            backlog=config.backlog,
+            on_exhausted=metrics.accept_exhausted_episode if metrics is not None else None,
+        )
+        try:
+            self._acceptor.start()
+        except NotImplementedError:  # a loop without add_reader (Windows' proactor): its own accept
+            self._acceptor = None
+            for sock in self.sockets:
+                server = await loop.create_server(
+                    lambda: protocol(state), sock=sock, backlog=config.backlog, ssl=ssl_context
+                )
+                self._servers.append(server)
         for sock in self.sockets if self.log_listening else ():
             logger.info(
                 "Palfrey running on %s (Press CTRL+C to quit)", describe(sock, ssl_context is not None)
@@ -276,9 +290,8 @@ class Server:
     async def stop_accepting(self) -> None:
         """Close the listeners without dropping connections accepted a moment ago.
 
-        asyncio's selector loop accepts a batch of connections per wake-up and attaches each one a loop
-        iteration later; closing the listener in between resets them (CPython asserts in
-        `Server._attach`, silently). So stop reading the listeners first, let those attach, then close.
+        A batch of connections accepted in one wake-up gets its transports a loop iteration or two
+        later. So stop reading the listeners first, let those attach, then close the sockets.
         A shared listener's backlog stays with the other processes holding it (pre-fork, gunicorn).
         """
         if self._accepting_stopped:
@@ -287,31 +300,36 @@ class Server:
         if self.pause_accepting():
             for _ in range(3):
                 await asyncio.sleep(0)
+        if self._acceptor is not None:
+            self._acceptor.close()
         for server in self._servers:
             server.close()
 
     def pause_accepting(self) -> bool:
-        """Stop reading the listeners now, synchronously (selector loops); True if it could.
+        """Stop reading the listeners now, synchronously; True if it could (on both loops: the
+        `Acceptor` owns the readers; False only where the loop has no `add_reader`).
 
         A worker at its limit calls this the moment it reaches it, so not one more connection is
         accepted; `stop_accepting()` then closes the listeners a few loop iterations later.
         """
-        loop = self._loop
-        if not isinstance(loop, BaseSelectorEventLoop):
+        acceptor = self._acceptor
+        if acceptor is None:
             return False
-        for sock in self.sockets:
-            if sock.fileno() >= 0:
-                loop.remove_reader(sock.fileno())
+        acceptor.stop()
         return True
 
     async def _shutdown(self, lifespan: Lifespan) -> None:
         state = self.state
         assert state is not None
-        logger.info("Shutting down")
         if not self.force_exit:
             await self.stop_accepting()
+        if self._acceptor is not None:
+            self._acceptor.close()
         for server in self._servers:
             server.close()
+        # Logged once the listeners are closed, with no await before the connections are told: a
+        # request that arrives after this line is answered with `Connection: close`.
+        logger.info("Shutting down")
         state.draining = True
         for connection in list(state.connections):
             connection.shutdown()

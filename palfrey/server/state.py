@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from palfrey.config import Config
 from palfrey.http.parsers import H11Parser, HttptoolsParser, Limits
 from palfrey.http.response import date_line, header_lines
-from palfrey.websocket.settings import websocket_settings
+from palfrey.websocket.engines import websocket_settings
 
 if TYPE_CHECKING:
     from palfrey.metrics.counters import Recorder
@@ -130,7 +130,7 @@ class ServerState:
         limit = self.limit_concurrency
         return limit is not None and len(self.tasks) >= limit
 
-    def task_done(self, task: asyncio.Task[None]) -> None:
+    def task_done(self, task: asyncio.Task[None] | None) -> None:
         self.tasks.discard(task)
         if self._idle is not None:
             self.check_idle()

@@ -31,7 +31,10 @@ BOOT_LIMIT = 5  # ... and this many workers dying before they were ever ready st
 # A worker stopped by TERM/INT/QUIT from outside: if the signal went to the whole group, the master's
 # own copy is on its way; wait this long for it before forking a replacement.
 OUTSIDE_STOP_GRACE = 0.5
-_HINTS = {signal.SIGKILL: " (killed by SIGKILL — out of memory?)", signal.SIGSEGV: " (segmentation fault)"}
+_HINTS: dict[int, str] = {
+    signal.SIGKILL: " (killed by SIGKILL — out of memory?)",
+    signal.SIGSEGV: " (segmentation fault)",
+}
 _OUTSIDE_STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
 

@@ -1,8 +1,9 @@
-"""What the shared WebSocket cycle needs from a sans-I/O engine, and the engine factory.
+"""What the WebSocket connection needs from a sans-I/O engine (the factory is in `engines.py`).
 
 An engine validates the handshake, turns received bytes into a few plain events and turns outgoing
 messages into bytes. Everything about ASGI, queues, flow control, pings and shutdown lives once, in
-`palfrey.websocket.protocol`; the two adapters (`websockets_engine`, `wsproto_engine`) stay thin.
+`palfrey.websocket.protocol` and `palfrey.websocket.cycle`; the two adapters (`websockets_engine`,
+`wsproto_engine`) stay thin.
 
 Events are tuples, cheap to build and to dispatch on:
 
@@ -19,10 +20,7 @@ after these bytes": the WebSocket closing handshake is over from the server's si
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
-
-from palfrey.websocket.settings import WebSocketSettings
 
 DATA, PONG, CLOSE, FAIL = range(4)
 EOF = b""
@@ -63,15 +61,6 @@ class Engine(Protocol):
     def fail(self, code: int, reason: str) -> list[bytes]:
         """Close frame with `code`, then EOF: no more input is processed."""
         ...
-
-
-def engine_factory(settings: WebSocketSettings) -> Callable[[], Engine]:
-    """Build what is shared by all connections once (extension factories), return a per-connection maker."""
-    if settings.engine == "websockets":
-        from palfrey.websocket.websockets_engine import factory
-    else:
-        from palfrey.websocket.wsproto_engine import factory
-    return factory(settings)
 
 
 def check_key(headers: list[tuple[bytes, bytes]]) -> None:

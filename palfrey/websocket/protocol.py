@@ -1,26 +1,33 @@
-"""The connection side of the WebSocket cycle, shared by both engines: one asyncio.Protocol per
-WebSocket connection.
+"""The connection side of a WebSocket: one asyncio.Protocol per WebSocket connection, shared by
+both engines.
 
 It takes the transport over from `HttpProtocol` after an upgrade head and owns everything about the
-connection rather than frames or ASGI messages: the received-message queue (reading pauses when
-`--ws-max-queue` messages wait, and while the app has not accepted), write back-pressure (`send`
-waits while the transport buffer is full), message assembly and `--ws-max-size`, the closing
-handshake, pings and their timeout (driven by the server's once-per-tick sweep through `deadline` /
-`check_deadline`, no timer per connection) and shutdown (close 1001, or 1012 when the worker is being
-replaced). The app side (`receive`/`send`) is `asgi.WebSocketASGI`.
+socket rather than ASGI messages: the engine (bytes in, events and bytes out), read pausing (while
+the app has not accepted, and when the cycle's queue is full), write back-pressure (`drain_send`:
+WriteFlow's `drain` bounded by `--timeout-send`), the closing handshake, pings and their timeout
+(all deadlines driven by the server's once-per-tick sweep through `deadline` / `check_deadline`,
+no timer per connection) and shutdown (close 1001, or 1012 when the worker is being replaced).
+The app side is the `cycle.WebSocketCycle` it owns; this class implements the `cycle.Connection`
+seam for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from palfrey.http.flow import WriteFlow
-from palfrey.websocket.asgi import CLOSING, CONNECTING, DONE, OPEN, ClientDisconnected, WebSocketASGI
-from palfrey.websocket.engine import CLOSE, DATA, FAIL, PONG, HandshakeError
+from palfrey.websocket.cycle import (
+    CLOSING,
+    CONNECTING,
+    DONE,
+    OPEN,
+    RESPONSE,
+    ClientDisconnected,
+    WebSocketCycle,
+)
+from palfrey.websocket.engine import CLOSE, DATA, FAIL, PONG, Engine, HandshakeError
 
 if TYPE_CHECKING:
     from palfrey.server.state import ServerState
@@ -30,53 +37,39 @@ logger = logging.getLogger("palfrey.error")
 INF = float("inf")
 CLOSE_TIMEOUT = 5.0  # seconds to wait for the client's side of a closing handshake
 READ_AHEAD = 65536  # bytes taken in before the app accepts; then reading pauses
-_NONE, _PING, _PONG, _CLOSE = range(4)
+_NONE, _PING, _PONG, _CLOSE, _SEND = range(5)
 GOING_AWAY, SERVICE_RESTART = 1001, 1012
 
 __all__ = ["ClientDisconnected", "WebSocketProtocol"]
 
 
-class WebSocketProtocol(WriteFlow, WebSocketASGI, asyncio.Protocol):
+class WebSocketProtocol(WriteFlow, asyncio.Protocol):
     """One WebSocket connection, from the validated handshake to the closed socket."""
 
     __slots__ = (
         "accept_key",
-        "accepted",
-        "app_closed",
-        "close_code",
-        "close_reason",
         "close_received",
-        "connect_sent",
+        "cycle",
         "deadline",
         "deadline_kind",
-        "disconnected",
         "drain_waiters",
         "engine",
         "extensions",
         "loop",
-        "message",
-        "message_size",
-        "message_text",
         "pending",
         "phase",
         "ping_payload",
         "ping_sent",
         "pings",
-        "queue",
         "read_paused",
-        "response_head_pending",
-        "response_headers",
-        "response_sent",
-        "response_status",
-        "scope",
+        "send_deadline",
         "sent_close",
         "settings",
         "shutdown_code",
-        "start_time",
         "state",
         "target",
+        "timer_at",
         "transport",
-        "waiter",
         "write_paused",
     )
 
@@ -86,41 +79,29 @@ class WebSocketProtocol(WriteFlow, WebSocketASGI, asyncio.Protocol):
         self.state = state
         self.settings = settings
         self.loop = state.loop
-        self.scope = scope
         self.target = target
-        self.engine = settings.new_engine()
+        self.engine: Engine = settings.new_engine()
         self.transport: Any = None
         self.phase = CONNECTING
         self.accept_key = ""
         self.extensions: str | None = None
-        self.accepted = False
-        self.connect_sent = False
-        self.disconnected = False
-        self.close_code = 1006  # what websocket.disconnect reports
-        self.close_reason = ""
         self.close_received = False  # the client's close frame arrived: it will send nothing more
         self.sent_close: int | None = None  # code of the close frame the server sent
-        self.app_closed = False
         self.shutdown_code: int | None = None
-        self.queue: deque[dict[str, Any]] = deque()
-        self.waiter: asyncio.Future[None] | None = None
         self.drain_waiters: list[asyncio.Future[None]] = []
         self.read_paused = False
         self.write_paused = False
         self.pending = b""  # bytes received before the app accepted
-        self.message: list[Any] = []  # pieces of a fragmented message
-        self.message_size = 0
-        self.message_text = False
+        # One deadline for the server's sweep: the sooner of the timer (`deadline_kind` at `timer_at`:
+        # ping, pong or close) and `send_deadline` (a send waiting on back-pressure, --timeout-send).
         self.deadline = INF
         self.deadline_kind = _NONE
+        self.timer_at = INF
+        self.send_deadline = INF
         self.ping_payload: bytes | None = None
         self.ping_sent = 0.0
         self.pings = 0
-        self.response_head_pending = False
-        self.response_status = 0
-        self.response_headers: Any = ()
-        self.response_sent = 0
-        self.start_time = perf_counter()
+        self.cycle = WebSocketCycle(self, state, scope)
 
     # Hand-over from HttpProtocol
 
@@ -133,19 +114,17 @@ class WebSocketProtocol(WriteFlow, WebSocketASGI, asyncio.Protocol):
         state.connections.add(self)
         if rest:
             self.data_received(rest)
+        cycle = self.cycle
         try:
-            self.accept_key, self.extensions = self.engine.handshake(self.target, self.scope["headers"])
+            self.accept_key, self.extensions = self.engine.handshake(self.target, cycle.scope["headers"])
         except HandshakeError as exc:
             logger.debug("Invalid WebSocket handshake: %s", exc.message)
-            self._http_error(exc.status, f"Invalid WebSocket handshake: {exc.message}", exc.headers)
+            cycle.http_error(exc.status, f"Invalid WebSocket handshake: {exc.message}", exc.headers)
             return
-        limit = state.limit_concurrency
-        if state.draining or (
-            limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit)
-        ):
-            self._http_error(503, "Service Unavailable")
+        if state.draining or state.at_capacity():  # --limit-concurrency: requests + WebSocket sessions
+            cycle.http_error(503, "Service Unavailable")
             return
-        task = state.context.run(self.loop.create_task, self.run(state.app))
+        task = state.context.run(self.loop.create_task, cycle.run(state.app))
         state.tasks.add(task)
         task.add_done_callback(state.task_done)
 
@@ -158,7 +137,7 @@ class WebSocketProtocol(WriteFlow, WebSocketASGI, asyncio.Protocol):
         elif phase == CONNECTING:
             self.pending += data  # frames sent ahead of the 101: kept for after the accept
             if len(self.pending) > READ_AHEAD:
-                self._pause_reading()
+                self.pause_reading()
         # RESPONSE / DONE: input is discarded
 
     def eof_received(self) -> bool | None:
@@ -167,11 +146,11 @@ class WebSocketProtocol(WriteFlow, WebSocketASGI, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         state = self.state
         state.connections.discard(self)
-        if self.accepted and state.metrics is not None:
+        if self.cycle.accepted and state.metrics is not None:
             state.metrics.ws_closed()
         self.phase = DONE
-        self.deadline = INF
-        self._disconnect(self.sent_close or 1006, "")
+        self.deadline = self.timer_at = self.send_deadline = INF
+        self.cycle.disconnect(self.sent_close or 1006, "")
         self.release_drain_waiters()
         if state.draining:
             state.check_idle()
@@ -185,60 +164,81 @@ class WebSocketProtocol(WriteFlow, WebSocketASGI, asyncio.Protocol):
             logger.exception("WebSocket engine failed")
             self._fail(1011, "")
             return
+        cycle = self.cycle
         for event in events:
             kind = event[0]
             if kind == DATA:
-                self._on_data(event[1], event[2], event[3])
-                if self.phase == DONE:
-                    return  # failed by the server (too big, bad UTF-8): the engine's output is moot
+                if not cycle.on_data(event[1], event[2], event[3]):
+                    # too big or bad UTF-8: fail the connection; the engine's output is moot
+                    self._fail(cycle.close_code, cycle.close_reason)
+                    return
             elif kind == PONG:
                 if event[1] == self.ping_payload:
                     self.ping_payload = None
-                    if self.deadline_kind == _PONG:
-                        self._set_deadline(
-                            _PING, self.ping_sent + self.settings.ping_interval - self.loop.time()
-                        )
+                    interval = self.settings.ping_interval
+                    if self.deadline_kind == _PONG and interval is not None:
+                        self._set_deadline(_PING, self.ping_sent + interval - self.loop.time())
             elif kind == CLOSE:
                 self.close_received = True
-                self._disconnect(event[1], event[2])
+                cycle.disconnect(event[1], event[2])
             elif kind == FAIL:
-                self._disconnect(event[1], event[2])
+                cycle.disconnect(event[1], event[2])
         if out:
             self._write(out)
 
-    def _on_data(self, payload: Any, is_text: bool | None, fin: bool) -> None:
-        size = len(payload) if type(payload) is not str or payload.isascii() else len(payload.encode())
-        parts = self.message
-        if not parts:
-            self.message_size = 0
-            if is_text is not None:
-                self.message_text = is_text
-        self.message_size += size
-        if self.message_size > self.settings.max_size:
-            self._fail(1009, "Message too big")
-            return
-        if not fin:
-            parts.append(payload)
-            return
-        if parts:
-            parts.append(payload)
-            payload = "".join(parts) if type(payload) is str else b"".join(parts)
-            self.message = []
-        if self.message_text:
-            if type(payload) is not str:
-                try:
-                    payload = payload.decode("utf-8")
-                except UnicodeDecodeError:
-                    self._fail(1007, "Invalid UTF-8 in text message")
-                    return
-            message = {"type": "websocket.receive", "text": payload}
-        else:
-            message = {"type": "websocket.receive", "bytes": bytes(payload)}
-        queue = self.queue
-        queue.append(message)
-        if len(queue) >= self.settings.max_queue and self.phase == OPEN:
-            self._pause_reading()  # the app is behind: TCP holds the rest
-        self._wake()
+    # The cycle's side of the seam (cycle.Connection)
+
+    def is_closing(self) -> bool:
+        return bool(self.transport.is_closing())
+
+    def write_http(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def send_message(self, data: bytes | str) -> None:
+        self._write(self.engine.send_text(data) if isinstance(data, str) else self.engine.send_bytes(data))
+
+    def opened(self) -> None:
+        """The 101 is out: frames flow. Bytes that arrived early are fed now; a shutdown that
+        began during the handshake closes at once."""
+        self.phase = OPEN
+        if self.state.metrics is not None:
+            self.state.metrics.ws_opened()  # ws_closed() in connection_lost
+        self._start_pings()
+        pending = self.pending
+        self.pending = b""
+        self.resume_reading()
+        if pending:
+            self._feed(pending)
+        if self.shutdown_code is not None and self.phase == OPEN and not self.cycle.disconnected:
+            self.shutdown()
+
+    def responding(self) -> None:
+        self.phase = RESPONSE
+
+    def close_transport(self) -> None:
+        self.transport.close()
+
+    async def drain_send(self) -> bool:
+        """WriteFlow's `drain()`, bounded by --timeout-send (a client that stops reading is aborted
+        by the deadline sweep); False if the connection was lost instead of drained."""
+        if not self.write_paused or self.phase == DONE or self.transport.is_closing():
+            return True
+        timeout = self.settings.send_timeout
+        if timeout is None or self.send_deadline != INF:  # no limit, or another send set it already
+            await self.drain()
+            return not self.write_paused
+        at = self.loop.time() + timeout
+        self.send_deadline = at
+        if at < self.deadline:
+            self.deadline = at
+        try:
+            await self.drain()
+        finally:
+            # Cleared when writing resumed or the connection is gone; kept if another send still
+            # waits (this one was cancelled). An earlier `deadline` left behind is re-aimed by the sweep.
+            if not self.write_paused or not any(not w.done() for w in self.drain_waiters):
+                self.send_deadline = INF
+        return not self.write_paused
 
     # Writing and closing
 
@@ -253,9 +253,9 @@ class WebSocketProtocol(WriteFlow, WebSocketASGI, asyncio.Protocol):
             else:
                 eof = True
         if eof:
-            self._end()
+            self.end()
 
-    def _end(self) -> None:
+    def end(self) -> None:
         """The server is done with the connection. After a complete closing handshake the client
         sends nothing more: close. Otherwise shut the write side, read and discard until the client
         closes or CLOSE_TIMEOUT passes: closing with unread input would reset the connection and
@@ -275,7 +275,7 @@ class WebSocketProtocol(WriteFlow, WebSocketASGI, asyncio.Protocol):
             transport.resume_reading()
         self._set_deadline(_CLOSE, CLOSE_TIMEOUT)
 
-    def _close(self, code: int, reason: str) -> None:
+    def start_close(self, code: int, reason: str) -> None:
         """Start the closing handshake from the server side."""
         if len(reason) > 30:  # a close frame holds 123 bytes of reason: cut at a character boundary
             reason = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
@@ -284,49 +284,33 @@ class WebSocketProtocol(WriteFlow, WebSocketASGI, asyncio.Protocol):
         self._write(self.engine.send_close(code, reason))
         if self.phase == CLOSING:
             self._set_deadline(_CLOSE, CLOSE_TIMEOUT)
-            self._resume_reading()  # the client's close frame must get through a full queue
+            self.resume_reading()  # the client's close frame must get through a full queue
 
     def _fail(self, code: int, reason: str) -> None:
         self.sent_close = code
-        self._disconnect(code, reason)
+        self.cycle.disconnect(code, reason)
         self._write(self.engine.fail(code, reason))
-        self._end()
+        self.end()
 
-    def _disconnect(self, code: int, reason: str) -> None:
-        if not self.disconnected:
-            self.disconnected = True
-            self.close_code = code
-            self.close_reason = reason
-            self._wake()
+    # Read flow control
 
-    # Flow control
-
-    def _pause_reading(self) -> None:
+    def pause_reading(self) -> None:
         if not self.read_paused and not self.transport.is_closing():
             self.read_paused = True
             self.transport.pause_reading()
 
-    def _resume_reading(self) -> None:
+    def resume_reading(self) -> None:
         if self.read_paused and not self.transport.is_closing():
             self.read_paused = False
             self.transport.resume_reading()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _drain(self) -> None:
-        if self.write_paused and self.phase != DONE and not self.transport.is_closing():
-            waiter = self.loop.create_future()
-            self.drain_waiters.append(waiter)
-            await waiter
 
     # Deadlines (the server's sweep), shutdown
 
     def _set_deadline(self, kind: int, timeout: float) -> None:
         self.deadline_kind = kind
-        self.deadline = self.loop.time() + timeout
+        at = self.timer_at = self.loop.time() + timeout
+        send_deadline = self.send_deadline
+        self.deadline = at if at < send_deadline else send_deadline
 
     def _start_pings(self) -> None:
         interval = self.settings.ping_interval
@@ -336,12 +320,25 @@ class WebSocketProtocol(WriteFlow, WebSocketASGI, asyncio.Protocol):
     def check_deadline(self, now: float) -> None:
         if now < self.deadline:
             return
-        kind = self.deadline_kind
-        self.deadline = INF
-        self.deadline_kind = _NONE
         settings = self.settings
+        if now >= self.send_deadline:
+            self.deadline = self.timer_at = self.send_deadline = INF
+            logger.info(
+                "WebSocket client read nothing for %gs while the app was sending; closing",
+                settings.send_timeout,
+            )
+            self.cycle.disconnect(1006, "")  # the app's send raises, receive reports the disconnect
+            self.transport.abort()  # it does not read: a close frame would never get through
+            return
+        if now < self.timer_at:  # the send deadline this wake-up was for has been cleared
+            self.deadline = min(self.timer_at, self.send_deadline)
+            return
+        kind = self.deadline_kind
+        self.deadline = self.send_deadline
+        self.timer_at = INF
+        self.deadline_kind = _NONE
         if kind == _PING:
-            if self.phase != OPEN or self.disconnected:
+            if self.phase != OPEN or self.cycle.disconnected:
                 return
             self.pings += 1
             self.ping_payload = payload = self.pings.to_bytes(4, "big")
@@ -364,5 +361,5 @@ class WebSocketProtocol(WriteFlow, WebSocketASGI, asyncio.Protocol):
         code = SERVICE_RESTART if restarting else GOING_AWAY
         if self.phase == CONNECTING:
             self.shutdown_code = code  # applied as soon as the app accepts
-        elif self.phase == OPEN and not self.disconnected:
-            self._close(code, "Server restart" if restarting else "Server shutdown")
+        elif self.phase == OPEN and not self.cycle.disconnected:
+            self.start_close(code, "Server restart" if restarting else "Server shutdown")

@@ -1,4 +1,8 @@
-"""WebSocket settings prepared once per server process from the Config (protocols never read Config)."""
+"""WebSocket settings prepared once per server process from the Config (protocols never read Config).
+
+A leaf module: it names the engines but imports none of them (`engines.py` does, on demand), so the
+settings, the engine interface and the engine adapters import each other in one direction only.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,9 @@ class WebSocketSettings:
     per_message_deflate: bool
     window_bits: int
     mem_level: int = DEFLATE_MEM_LEVEL
-    new_engine: Callable[[], Any] | None = None  # per-connection engine maker, set once below
+    # A `send` waiting on write back-pressure longer than this aborts the connection (None: no limit).
+    send_timeout: float | None = None
+    new_engine: Callable[[], Any] | None = None  # per-connection engine maker, set by engines.py
 
 
 def resolve_ws(name: str) -> str | None:
@@ -41,23 +47,3 @@ def resolve_ws(name: str) -> str | None:
             continue
         return candidate
     return None
-
-
-def websocket_settings(config: Any) -> WebSocketSettings | None:
-    engine = resolve_ws(config.ws)
-    if engine is None:
-        return None
-    settings = WebSocketSettings(
-        engine=engine,
-        max_size=config.ws_max_size,
-        max_queue=config.ws_max_queue,
-        ping_interval=config.ws_ping_interval,
-        ping_timeout=config.ws_ping_timeout,
-        per_message_deflate=config.ws_per_message_deflate,
-        window_bits=config.ws_deflate_window_bits,
-        mem_level=DEFLATE_MEM_LEVEL,
-    )
-    from palfrey.websocket.engine import engine_factory
-
-    settings.new_engine = engine_factory(settings)
-    return settings

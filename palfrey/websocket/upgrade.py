@@ -1,27 +1,37 @@
-"""From an upgrade head to a WebSocket protocol: which heads qualify, the scope, the handshake's HTTP bytes.
+"""From an upgrade head to a WebSocket protocol: which heads qualify, the scope, the protocol.
 
 Called by `HttpProtocol.on_head` only when the head carries an upgrade (`framing.upgrade`), so ordinary
-requests pay nothing here.
+requests pay nothing here. The HTTP connection is described by `UpgradingConnection` (what is read
+from it) rather than imported, so `palfrey.http` and `palfrey.websocket` import each other one way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from palfrey.http.head import Framing
-from palfrey.http.response import status_line
+from palfrey.websocket.protocol import WebSocketProtocol
 
 if TYPE_CHECKING:
-    from palfrey.http.protocol import HttpProtocol
     from palfrey.server.state import ServerState
-    from palfrey.websocket.protocol import WebSocketProtocol
 
 _ASGI = {"version": "3.0", "spec_version": "2.4"}
 
 
+class UpgradingConnection(Protocol):
+    """What `websocket_for` reads from the HTTP connection the upgrade head arrived on."""
+
+    state: ServerState
+    cycle: Any  # the request in progress, if any
+    pipeline: Any  # requests waiting behind it
+    root_path: str
+    scheme: str
+    server: tuple[str, int | None] | None  # [path, None] on a unix socket (ASGI spec)
+    client: tuple[str, int] | None
+
+
 def websocket_for(
-    protocol: HttpProtocol,
+    protocol: UpgradingConnection,
     method: bytes,
     version: str,
     headers: list[tuple[bytes, bytes]],
@@ -41,8 +51,6 @@ def websocket_for(
         return None
     if protocol.cycle is not None or protocol.pipeline:
         return None
-    from palfrey.websocket.protocol import WebSocketProtocol
-
     state = protocol.state
     subprotocols: list[str] = []
     for name, value in headers:
@@ -69,65 +77,3 @@ def websocket_for(
         state.proxy.apply(scope)
     target = raw_path + b"?" + query_string if query_string else raw_path
     return WebSocketProtocol(state, scope, target.decode("ascii"))
-
-
-def header_block(
-    headers: Iterable[tuple[bytes, bytes]], skip: tuple[bytes, ...] = ()
-) -> tuple[bytes, bool, bool]:
-    """App headers as bytes (names lowercased), and whether they set Server / Date. No CR/LF allowed."""
-    parts: list[bytes] = []
-    has_server = has_date = False
-    for name, value in headers:
-        lname = bytes(name).lower()
-        if lname in skip:
-            continue
-        if lname == b"server":
-            has_server = True
-        elif lname == b"date":
-            has_date = True
-        parts.append(lname + b": " + bytes(value) + b"\r\n")
-    block = b"".join(parts)
-    if block.count(b"\n") != len(parts) or block.count(b"\r") != len(parts):
-        raise RuntimeError("Invalid response header: line breaks are not allowed in names or values")
-    return block, has_server, has_date
-
-
-def switching_protocols(
-    state: ServerState,
-    accept: str,
-    extensions: str | None,
-    subprotocol: str | None,
-    app_headers: Iterable[tuple[bytes, bytes]],
-) -> bytes:
-    """The 101 response: engine-negotiated fields, the app's subprotocol and extra headers, defaults."""
-    block, has_server, has_date = header_block(
-        app_headers, (b"sec-websocket-protocol", b"sec-websocket-extensions", b"sec-websocket-accept")
-    )
-    lines = [
-        status_line(101),
-        b"upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ",
-        accept.encode("ascii"),
-        b"\r\n",
-    ]
-    if extensions:
-        lines += (b"sec-websocket-extensions: ", extensions.encode("ascii"), b"\r\n")
-    if subprotocol is not None:
-        lines += (b"sec-websocket-protocol: ", subprotocol.encode("ascii"), b"\r\n")
-    lines += (state.default_headers(has_server, has_date), block, b"\r\n")
-    return b"".join(lines)
-
-
-def response_head(
-    state: ServerState, status: int, app_headers: Iterable[tuple[bytes, bytes]], length: int | None
-) -> bytes:
-    """Head of an HTTP response given instead of the upgrade (always `Connection: close`).
-
-    The app's Content-Length is kept; otherwise `length` is added when known, else the body ends
-    with the connection (no chunked coding: WebSocket clients rarely read it).
-    """
-    app_headers = list(app_headers)
-    block, has_server, has_date = header_block(app_headers, (b"connection", b"transfer-encoding"))
-    extra = b"connection: close\r\n"
-    if length is not None and not any(bytes(name).lower() == b"content-length" for name, _ in app_headers):
-        extra += b"content-length: %d\r\n" % length
-    return b"".join((status_line(status), state.default_headers(has_server, has_date), block, extra, b"\r\n"))

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHandshake, InvalidUpgrade
 from websockets.extensions.base import Extension
 from websockets.extensions.permessage_deflate import PerMessageDeflate, ServerPerMessageDeflateFactory
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
@@ -98,7 +98,8 @@ class WebsocketsEngine:
             return [], []
         proto.receive_data(data)
         events: list[Event] = []
-        for frame in proto.events_received():
+        # In the OPEN state a server protocol yields frames only (no Request/Response).
+        for frame in cast("list[Frame]", proto.events_received()):
             opcode = frame.opcode
             if opcode is _TEXT:
                 events.append((DATA, frame.data, True, frame.fin))

@@ -52,10 +52,10 @@ class ServerDeflate(Extension):
             return None  # first acceptable offer wins; later ones are declined
         params: dict[str, str | None] = {}
         for item in offer.split(";")[1:]:
-            name, eq, value = (part.strip() for part in item.partition("="))
-            if not name or name in params or (eq and not value):
+            key, eq, text = (part.strip() for part in item.partition("="))
+            if not key or key in params or (eq and not text):
                 return None
-            params[name] = value.strip('"') if eq else None
+            params[key] = text.strip('"') if eq else None
         server_bits = self.window_bits
         client_bits = 15
         response: list[str] = []

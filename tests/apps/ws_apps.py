@@ -19,6 +19,7 @@ WebSocket routes:
   /http-response-length  the same with one body message (Content-Length)
   /flood           ?count=&size=: send `count` binary messages of `size` bytes as fast as send() allows;
                    the bytes sent so far are at GET /flood-status
+  /flood-until-error ?size=: send binary messages until send() raises; print `flood send raised X`
   /slow-read       accept, wait for event `release-read`, then read messages until the text "end";
                    answer {"count", "bytes"}
   /wait            accept and wait for the client to leave
@@ -177,6 +178,14 @@ async def _websocket(scope: Scope, receive: Receive, send: Send) -> None:
         for _ in range(int(query["count"])):
             await send({"type": "websocket.send", "bytes": chunk})
             _records["flood-sent"] += len(chunk)
+        await _until_disconnect(scope, receive)
+    elif path == "/flood-until-error":
+        chunk = b"x" * int(_query(scope)["size"])
+        try:
+            while True:
+                await send({"type": "websocket.send", "bytes": chunk})
+        except OSError as exc:
+            print(f"flood send raised {type(exc).__name__}", flush=True)
         await _until_disconnect(scope, receive)
     elif path == "/slow-read":
         await event("release-read").wait()

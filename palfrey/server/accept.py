@@ -1,0 +1,182 @@
+"""Accepting connections on the listening sockets, with a back-off when the process runs out of
+descriptors, the same on asyncio's selector loop and on uvloop.
+
+Why not `loop.create_server`: out of file descriptors (EMFILE/ENFILE, also ENOBUFS/ENOMEM), asyncio's
+selector loop logs a traceback and schedules a one-second retry for every pending connection of the
+batch (its accept loop does not stop at the first error), so the retries multiply and the worker
+spins, answering nothing; uvloop (libuv) accepts and closes pending connections to make room. Here,
+with the loop's public API (`add_reader`, `sock.accept()`, `connect_accepted_socket`):
+
+- the first resource error pauses accepting on every listener for 0.1 s, doubling up to 2 s while it
+  lasts; the kernel's backlog holds new connections meanwhile (nothing is reset);
+- it is logged once per episode, with RLIMIT_NOFILE, and counted (`palfrey_accept_exhausted`);
+- open connections are served as usual, and accepting resumes by itself. On Linux, accept() fails
+  with EMFILE before looking at the backlog, so an empty backlog on a retry means descriptors are
+  available again: the episode ends then, or at the next accepted connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger("palfrey.error")
+
+RESOURCE_ERRORS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
+FIRST_DELAY = 0.1  # seconds accepting pauses on the first resource error of an episode
+MAX_DELAY = 2.0  # the pause doubles up to this
+
+
+def nofile_limit() -> str:
+    """RLIMIT_NOFILE as `soft` (or `soft/hard`), for the log line; `unknown` where unavailable."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return "unknown"
+    return str(soft) if soft == hard else f"{soft} (hard {hard})"
+
+
+class Acceptor:
+    """Accepts on a server process's listening sockets and hands each connection to the loop."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sockets: list[socket.socket],
+        protocol_factory: Callable[[], asyncio.Protocol],
+        ssl: Any = None,
+        backlog: int = 100,
+        on_exhausted: Callable[[], None] | None = None,
+    ) -> None:
+        self.loop = loop
+        self.sockets = sockets
+        self.protocol_factory = protocol_factory
+        self.ssl = ssl
+        self.backlog = backlog
+        self.batch = max(1, min(backlog, 1024))  # connections accepted per wake-up at most
+        self.on_exhausted = on_exhausted  # called once per episode (the metrics counter)
+        self.reading = False
+        self.stopped = False
+        self.delay = 0.0  # > 0: in an episode; the next pause lasts this long
+        self.episode_start = 0.0
+        self.retry: asyncio.TimerHandle | None = None
+        self.pending: set[asyncio.Task[Any]] = set()  # connections whose transport is being made
+
+    def start(self) -> None:
+        """Listen and read the listeners; NotImplementedError from a loop without `add_reader`."""
+        for sock in self.sockets:
+            sock.setblocking(False)
+            sock.listen(self.backlog)  # as create_server does: an inherited socket may not listen yet
+        self._add_readers()
+
+    def _add_readers(self) -> None:
+        if self.reading or self.stopped:
+            return
+        self.reading = True
+        for sock in self.sockets:
+            # The listener's family, type and proto as ints, read once: socket.accept() converts
+            # them to enums on every call, and the raw `_accept` it wraps needs them to build the
+            # connection's socket object.
+            self.loop.add_reader(
+                sock.fileno(), self._accept, sock, int(sock.family), int(sock.type), sock.proto
+            )
+
+    def _remove_readers(self) -> None:
+        if not self.reading:
+            return
+        self.reading = False
+        for sock in self.sockets:
+            if sock.fileno() >= 0:
+                self.loop.remove_reader(sock.fileno())
+
+    def _accept(self, sock: socket.socket, family: int = 0, kind: int = 0, proto: int = 0) -> None:
+        loop = self.loop
+        if not family:
+            family, kind, proto = int(sock.family), int(sock.type), sock.proto
+        raw_accept: Callable[[], tuple[int, Any]] | None = getattr(sock, "_accept", None)
+        for _ in range(self.batch):
+            try:
+                if raw_accept is not None:
+                    fd, _ = raw_accept()
+                    conn = socket.socket(family, kind, proto, fileno=fd)
+                else:  # a Python without the raw call
+                    conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                if self.delay:
+                    self._recovered()  # accept() got past the descriptor check: there is room again
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                if exc.errno in RESOURCE_ERRORS:
+                    self._exhausted(exc)
+                else:
+                    logger.error("Error accepting a connection: %s", exc)
+                return
+            if self.delay:
+                self._recovered()
+            # No setblocking(False) here: asyncio's connect_accepted_socket and libuv's uv_tcp_open
+            # both make the socket non-blocking themselves (one syscall less per connection).
+            task = loop.create_task(loop.connect_accepted_socket(self.protocol_factory, conn, ssl=self.ssl))
+            self.pending.add(task)
+            task.add_done_callback(self._made)
+
+    def _made(self, task: asyncio.Task[Any]) -> None:
+        self.pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The client left (or a TLS handshake failed) before the connection was set up.
+            logger.debug("Setting up an accepted connection failed: %s", task.exception())
+
+    def _exhausted(self, exc: OSError) -> None:
+        self._remove_readers()
+        if not self.delay:
+            self.delay = FIRST_DELAY
+            self.episode_start = time.monotonic()
+            logger.warning(
+                "Accepting paused: out of %s (%s; RLIMIT_NOFILE %s). Open connections are still "
+                "served; retrying in %gs, backing off to %gs.",
+                "file descriptors" if exc.errno in (errno.EMFILE, errno.ENFILE) else "memory/buffers",
+                errno.errorcode.get(exc.errno or 0, str(exc.errno)),
+                nofile_limit(),
+                FIRST_DELAY,
+                MAX_DELAY,
+            )
+            if self.on_exhausted is not None:
+                self.on_exhausted()
+        delay = self.delay
+        self.delay = min(delay * 2, MAX_DELAY)
+        self.retry = self.loop.call_later(delay, self._resume)
+
+    def _resume(self) -> None:
+        self.retry = None
+        if self.stopped:
+            return
+        self._add_readers()
+        for sock in self.sockets:  # try at once: ready listeners, or the end of the episode
+            if not self.reading:
+                break
+            self._accept(sock)
+
+    def _recovered(self) -> None:
+        logger.info("Accepting connections again after %.1fs", time.monotonic() - self.episode_start)
+        self.delay = 0.0
+
+    def stop(self) -> None:
+        """Accept nothing more (the sockets stay open, so the kernel's backlog is not reset yet)."""
+        self.stopped = True
+        if self.retry is not None:
+            self.retry.cancel()
+            self.retry = None
+        self._remove_readers()
+
+    def close(self) -> None:
+        self.stop()
+        for sock in self.sockets:
+            sock.close()
