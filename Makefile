@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format docs bench clean
+.PHONY: install run test test-tools lint format docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/palfrey docs_src.getting_started.hello_world:app --host 127.0.0.1 --port 8000
 
-test: $(STAMP)
+# Tools the end-to-end tests drive (nginx for the reverse-proxy tests), from Debian's packages when missing.
+test-tools:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo apt-get install -y nginx || { $$sudo apt-get update && $$sudo apt-get install -y nginx; }; }
+
+test: $(STAMP) test-tools
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(STAMP)
