@@ -1,11 +1,13 @@
-"""The h11 adapter: h11 reads each request line and header block, palfrey's checks do the rest."""
+"""The `--http h11` adapter: palfrey's pure-Python parser (the name is uvicorn's; h11 is not used).
+
+Each head is parsed once, here: one scan of its lines gives (method, target, version, headers), with
+the checks h11 used to make on the request line and field values kept (RFC 9112 §3, §5), and
+`check_head` then applies the policy shared with the httptools adapter.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Any
-
-import h11
 
 from palfrey.http.body import ChunkedDecoder
 from palfrey.http.head import (
@@ -14,7 +16,6 @@ from palfrey.http.head import (
     KNOWN_METHODS,
     ParseError,
     check_head,
-    check_method,
     is_token,
     skip_empty_lines,
     unknown_method_status,
@@ -23,15 +24,22 @@ from palfrey.http.parser_base import Limits, Sink
 
 _HEAD, _LENGTH, _CHUNKED, _STOPPED = range(4)
 _FIELD_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# The same set without CR and LF, for one search over a whole head whose line ends are known CRLF.
+_HEAD_CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_FOLD = (b" ", b"\t")
+# `method SP request-target SP HTTP-version` (RFC 9112 §3.1): token, visible ASCII, `HTTP/d.d`.
+_REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/([0-9]\.[0-9])")
 
 
 class H11Parser:
-    """h11 reads each request line and header block; palfrey's own checks and body decoder do the rest.
+    """A pure-Python HTTP/1.1 request parser that refuses what llhttp refuses.
 
-    A fresh `h11.Connection` per request head keeps h11's state machine out of the response path
-    (responses are encoded once, by palfrey, for both parsers). Before h11 sees a head it is checked
-    for what h11 tolerates and llhttp does not (bare LF, obs-fold, control characters, repeated
-    Content-Length folded into one), so both parsers refuse the same requests.
+    It used to hand each head to a fresh `h11.Connection` after checking it for what h11 tolerates
+    and llhttp does not (bare LF, obs-fold, control characters, repeated Content-Length), so every
+    head was split twice and h11's parsed headers were thrown away. Now the one split here is the
+    parse; h11's request-line grammar (token SP visible-ASCII target SP `HTTP/d.d`) is a regex, and
+    its field-value rule is implied by the control-character check, which is stricter. Bodies are
+    read by palfrey's own decoders, as before.
     """
 
     __slots__ = (
@@ -160,6 +168,12 @@ class H11Parser:
             raise ParseError(431, "Request head too large")
 
     def _parse_head(self, head: bytes) -> None:
+        """Parse a complete head (request line and fields, CRLF-terminated) in one pass over its lines.
+
+        Checks run in the order llhttp meets the problems: framing bytes, sizes, each field in turn,
+        then the request line. A control character is looked for once in the whole head and only
+        located field by field when there is one, so a clean head costs one C-level scan for it.
+        """
         limits = self._limits
         if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\n"):
             raise ParseError(400, "Bare CR or LF in request head")
@@ -172,38 +186,33 @@ class H11Parser:
         fields = lines[1:-1]
         if len(fields) > limits.fields:
             raise ParseError(431, "Too many request header fields")
+        has_ctl = _HEAD_CTL.search(head) is not None
+        field_size = limits.field_size
         headers: list[tuple[bytes, bytes]] = []
+        append = headers.append
         for line in fields:
-            if len(line) > limits.field_size:
+            if len(line) > field_size:
                 raise ParseError(431, "Request header field too large")
-            if line[:1] in (b" ", b"\t"):
+            if line[:1] in _FOLD:
                 raise ParseError(400, "Obsolete line folding")
-            if _FIELD_CTL.search(line) is not None:
+            if has_ctl and _FIELD_CTL.search(line) is not None:
                 raise ParseError(400, "Invalid character in header field")
             name, colon, value = line.partition(b":")
             if not colon or not is_token(name):
                 raise ParseError(400, "Invalid header field")
-            headers.append((name.lower(), value.strip(b" \t")))
-        if request_line.partition(b" ")[0] not in KNOWN_METHODS:
-            # A well-formed line with an unknown method is 501 before h11 sees it (h11 has no method
-            # list); anything else that is not `method SP target SP version` is 400, as in llhttp.
+            append((name.lower(), value.strip(b" \t")))
+        match = _REQUEST_LINE.fullmatch(request_line)
+        if match is None or match[1] not in KNOWN_METHODS:
+            # A well-formed line with an unknown method is 501; anything else that is not
+            # `method SP target SP HTTP/x.y` (target: visible ASCII) is 400, as in llhttp.
             status = unknown_method_status(request_line)
             raise ParseError(status, "Method not implemented" if status == 501 else "Invalid request line")
-        connection = h11.Connection(h11.SERVER, max_incomplete_event_size=len(head) + 4)
-        connection.receive_data(head + b"\r\n")
-        try:
-            event: Any = connection.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise ParseError(400, str(exc)) from None
-        if not isinstance(event, h11.Request):
-            raise ParseError(400, "Invalid request line")
-        version = event.http_version.decode("ascii")
-        method = event.method
-        check_method(method)
+        method, target, version_bytes = match.groups()
+        version = version_bytes.decode("ascii")
         framing = check_head(method, version, headers)
         # As with httptools: stop reading after an upgrade head; the sink gets the rest (on_upgrade).
         self._stop_after = framing.upgrade is not None
-        self._sink.on_head(method, event.target, version, headers, framing)
+        self._sink.on_head(method, target, version, headers, framing)
         if framing.body == BODY_LENGTH:
             self._remaining = framing.length
             self._state = _LENGTH
