@@ -137,3 +137,20 @@ def test_the_adapter_does_not_import_h11() -> None:
     code = "import sys, palfrey.http.parsers, palfrey.main; print('h11' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert result.stdout.strip() == "False", result.stderr
+
+
+@pytest.mark.parametrize(
+    "head", [b"GET / HTTP/1.1\r\nHost: t\rX: 1\r\n\r\n", b"GET / HTTP/1.1\nHost: t\r\n\r\n"]
+)
+def test_bare_cr_or_lf_in_a_whole_head_is_400(head: bytes) -> None:
+    for step in (None, 1, 4):
+        assert parse(head, step) == 400, step
+
+
+def test_pipelined_heads_in_one_feed_each_parsed() -> None:
+    sink = _Heads()
+    parser = H11Parser(sink, LIMITS)
+    parser.feed(
+        b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n\r\nGET /c HTTP/1.0\r\n\r\n"
+    )
+    assert [head[1] for head in sink.heads] == [b"/a", b"/b", b"/c"]
