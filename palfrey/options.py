@@ -491,6 +491,28 @@ OPTIONS: tuple[Option, ...] = (
         "while the server has data waiting to be written (the app's send() gets the disconnect).",
         minimum=0.01,
     ),
+    # Running at scale (docs/deployment.md).
+    Option(
+        "limit_request_body",
+        INT,
+        None,
+        "Largest request body accepted, in bytes: a larger Content-Length is answered 413 before the "
+        "app runs; a chunked body that grows past it gets 413 (or, once the response has begun, the "
+        "connection closes) and the app receives http.disconnect. Unset: no limit.",
+        nullable=True,
+        minimum=0,
+        metavar="BYTES",
+    ),
+    Option(
+        "timeout_request",
+        FLOAT,
+        None,
+        "Seconds an app may take to start its response (send http.response.start); later, the "
+        "client gets 504, the app task is cancelled, and the timeout is logged and counted. Checked "
+        "by the quarter-second deadline sweep. Unset: no limit.",
+        nullable=True,
+        minimum=0.01,
+    ),
     # TLS.
     Option("ssl_keyfile", STR, None, "SSL key file.", nullable=True, metavar="PATH"),
     Option("ssl_certfile", STR, None, "SSL certificate file.", nullable=True, metavar="PATH"),

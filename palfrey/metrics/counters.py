@@ -88,6 +88,7 @@ class Recorder:
         "duration_sum",
         "limited",
         "protocol_errors",
+        "request_timeouts",
         "requests",
         "ws_connections",
         "ws_open",
@@ -105,6 +106,7 @@ class Recorder:
         self.ws_open = 0  # WebSocket connections open now
         self.app_exceptions = 0
         self.limited = 0  # 503 answers from --limit-concurrency
+        self.request_timeouts = 0  # 504 answers from --timeout-request (the app task cancelled)
         self.accept_exhausted = 0  # episodes of accepting paused for lack of descriptors (server/accept.py)
         self.protocol_errors: dict[tuple[int, str], int] = {}
 

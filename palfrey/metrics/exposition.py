@@ -132,6 +132,11 @@ def _server(totals: Totals, gauges: dict[str, int]) -> Iterator[Metric]:
         scalars["limited"],
     )
     yield _counter(
+        "palfrey_request_timeouts",
+        "Requests answered 504 because the app did not start its response within --timeout-request.",
+        scalars.get("request_timeouts", 0),
+    )
+    yield _counter(
         "palfrey_accept_exhausted",
         "Times accepting paused because the process ran out of file descriptors (or memory).",
         scalars.get("accept_exhausted", 0),

@@ -233,6 +233,14 @@ class Server:
         for connection in state.connections:
             if monotonic >= connection.deadline:
                 connection.check_deadline(monotonic)
+        request_timeout = state.slow.request_timeout
+        if request_timeout is not None:
+            # --timeout-request: each request's deadline is stamped by this sweep the first time it
+            # sees the request (no timer, nothing per request); WebSocket sessions have none.
+            for connection in list(state.connections):
+                check = getattr(connection, "check_request_timeout", None)
+                if check is not None:
+                    check(monotonic, request_timeout)
         if self.should_exit or self.force_exit:
             # `server.should_exit = True` (uvicorn's idiom, possibly from another thread) stops it too.
             self._wake()

@@ -29,6 +29,8 @@ class SlowClients:
     body_rate: int  # --limit-request-body-rate, bytes/s; 0: no floor
     body_rate_grace: float  # --limit-request-body-rate-grace, seconds
     send_timeout: float  # --timeout-send, seconds
+    body_limit: int | None = None  # --limit-request-body, bytes; read only for requests with a body
+    request_timeout: float | None = None  # --timeout-request, seconds; read once per sweep
 
 
 class ServerState:
@@ -71,6 +73,8 @@ class ServerState:
             body_rate=config.limit_request_body_rate,
             body_rate_grace=float(config.limit_request_body_rate_grace),
             send_timeout=float(config.timeout_send),
+            body_limit=config.limit_request_body,
+            request_timeout=(float(config.timeout_request) if config.timeout_request is not None else None),
         )
         self.limits = Limits(
             request_line=config.limit_request_line,
