@@ -140,6 +140,8 @@ class Config:
     timeout_send: float
     limit_request_body: int | None
     timeout_request: float | None
+    health_bind: str | None
+    shutdown_delay: float
     ssl_keyfile: str | None
     ssl_certfile: str | None
     ssl_keyfile_password: str | None

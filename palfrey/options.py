@@ -513,6 +513,26 @@ OPTIONS: tuple[Option, ...] = (
         nullable=True,
         minimum=0.01,
     ),
+    Option(
+        "health_bind",
+        STR,
+        None,
+        "HOST:PORT of a listener answering GET /livez (200 while the master's, or the single "
+        "process's, loop turns) and GET /readyz (200 when a worker is ready and the server is not "
+        "shutting down or in --shutdown-delay; else 503 and a one-line reason). The same address as "
+        "--metrics-bind serves all three paths on one listener.",
+        nullable=True,
+        metavar="HOST:PORT",
+        check=_metrics_bind,
+    ),
+    Option(
+        "shutdown_delay",
+        FLOAT,
+        0,
+        "On SIGTERM, answer /readyz with 503 at once but keep accepting and serving for this many "
+        "seconds (for a load balancer to stop sending), then shut down gracefully.",
+        minimum=0,
+    ),
     # TLS.
     Option("ssl_keyfile", STR, None, "SSL key file.", nullable=True, metavar="PATH"),
     Option("ssl_certfile", STR, None, "SSL certificate file.", nullable=True, metavar="PATH"),
