@@ -13,7 +13,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.support import get, run_server
+from tests.support import Conn, get, run_server
 
 APP = "tests.apps.scale_apps:app"
 PROBES = r"Health probes on (http://\S+)/readyz"
@@ -94,3 +94,38 @@ def test_shutdown_delay_turns_readyz_503_and_keeps_serving(mode: str) -> None:
     output = server.output()
     assert "serving for 2s more, then shutting down" in output
     assert output.index("serving for 2s more") < output.rindex("hutting down")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Long-lived responses at shutdown
+# ----------------------------------------------------------------------------------------------------
+
+
+def read_stream_to_end(conn: Conn) -> bytes:
+    """The rest of a chunked response, which must end with its last chunk (not a cut connection)."""
+    body = bytearray()
+    while True:
+        size = int(conn._until(b"\r\n"), 16)
+        if size == 0:
+            assert conn._until(b"\r\n") == b""
+            return bytes(body)
+        body += conn._exact(size)
+        assert conn._exact(2) == b"\r\n"
+
+
+@pytest.mark.parametrize(("mode", "sig"), [("single", signal.SIGTERM), ("master", signal.SIGHUP)])
+@pytest.mark.parametrize("bye", [False, True])
+def test_streaming_response_gets_disconnect_when_a_drain_starts(mode: str, sig: int, bye: bool) -> None:
+    args = ("--no-access-log", "--timeout-graceful-shutdown", "20")
+    with run_server(APP, *MODES[mode], *args) as server, Conn(server.port, timeout=10) as conn:
+        conn.send(f"GET /sse{'?bye=1' if bye else ''} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        status, headers = conn.read_head()
+        assert status == 200 and ("transfer-encoding", "chunked") in headers
+        started = time.monotonic()
+        server.signal(sig)  # TERM: this process drains; HUP: the master drains the old worker
+        body = read_stream_to_end(conn)
+        assert time.monotonic() - started < 5, "the stream was held until the graceful timeout"
+        assert body == (b"data: hello\n\n" + (b"data: bye\n\n" if bye else b""))
+        assert conn.closed(timeout=5)  # Connection: close was not possible; the drain closes it
+        server.wait_for_line("SCALE sse disconnect")
+        assert "returned without completing" not in server.output()

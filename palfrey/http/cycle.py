@@ -148,6 +148,12 @@ class RequestCycle:
             self.disconnected = True
             self.wake()
 
+    def server_draining(self) -> None:
+        """The server drains: an app streaming its response while it waits in `receive()` for the
+        end is woken, and `receive()` returns `http.disconnect` (its sends still go out)."""
+        if self.response_started and self.body_delivered:
+            self.wake()
+
     def abort_body(self) -> bool:
         """The request body broke off (a framing error, a deadline): the request ends here.
 
@@ -222,6 +228,10 @@ class RequestCycle:
                 self.protocol.wait_for_body(self)
             elif not self.body_delivered:
                 break
+            elif self.response_started and self.protocol.state.draining:
+                # A drain (TERM, HUP, recycling): a long-lived response (SSE, streaming) waiting
+                # here for the end is told to end now, instead of being cut at the graceful timeout.
+                return {"type": "http.disconnect"}
             self.waiter = self.protocol.loop.create_future()
             try:
                 await self.waiter
@@ -499,6 +509,9 @@ class RequestCycle:
         if result is not None:
             logger.error("ASGI callable should return None, but returned %r.", result)
         if not self.response_complete and not self.disconnected:
+            if self.chunked and self.protocol.state.draining:
+                self._finish()  # told to end by a drain (`server_draining`): a streamed response ends cleanly
+                return
             if not self.response_started:
                 logger.error("ASGI callable returned without starting response.")
             else:

@@ -413,6 +413,8 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
         `Connection: close`) instead of a reset that would lose that request.
         """
         self.last_request = True  # the response in progress (if any) is this connection's last
+        if self.cycle is not None:
+            self.cycle.server_draining()  # a streaming app waiting in receive() gets http.disconnect
         if self.cycle is None or self.cycle.response_complete:
             if not self.requests and not self.parser.in_head:
                 self._set_deadline(_DRAIN, min(_FRESH_GRACE, self.state.timeout_request_header))

@@ -42,6 +42,21 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             raise
         await _respond(send, 200, b"slept")
         return
+    if path == "/sse":
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"data: hello\n\n", "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        _say("sse disconnect")
+        if query.get("bye"):
+            await send({"type": "http.response.body", "body": b"data: bye\n\n", "more_body": True})
+        return  # without a final message: the server ends the stream cleanly during a drain
     if path == "/early":
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"begun\n", "more_body": True})
