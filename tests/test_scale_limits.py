@@ -165,3 +165,13 @@ def test_wsgi_request_timeout_abandons_the_response(wsgi_server: ServerProcess) 
     wsgi_server.wait_for_line("SCALE wsgi sleep returned", timeout=5)
     with Conn(wsgi_server.port) as conn:
         assert conn.request("GET", "/sleep?s=0").status == 200
+
+
+def test_body_limit_refusals_are_counted(server: ServerProcess) -> None:
+    url = server.wait_for_line(r"Metrics on (http://\S+/metrics)").group(1)
+    with Conn(server.port) as conn:
+        conn.send(post_head("/echo", f"Content-Length: {LIMIT + 5}"))
+        assert conn.read_response().status == 413
+    lines = [line for line in httpx.get(url, timeout=5).text.splitlines() if 'status="413"' in line]
+    assert lines and 'reason="request_body_over_the_limit"' in lines[0], lines
+    assert float(lines[0].rsplit(" ", 1)[1]) >= 1

@@ -140,7 +140,7 @@ class Recorder:
         self.record(answered.scope["method"], answered.status, answered.sent, answered.start_time)
 
     def protocol_error(self, status: int, reason: str) -> None:
-        """A request rejected before the app saw it (400, 408, 414, 431, 501), by reason."""
+        """A request rejected before the app saw it (400, 408, 413, 414, 431, 501), by reason."""
         label = reason_label(reason)
         errors = self.protocol_errors
         if label is None or ((status, label) not in errors and len(errors) >= MAX_REASONS):

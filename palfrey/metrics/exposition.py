@@ -120,7 +120,7 @@ def _server(totals: Totals, gauges: dict[str, int]) -> Iterator[Metric]:
     )
     errors = CounterMetricFamily(
         "palfrey_protocol_errors",
-        "Requests refused before reaching the app (400, 408, 414, 431, 501), by status and reason.",
+        "Requests refused before reaching the app (400, 408, 413, 414, 431, 501), by status and reason.",
         labels=["status", "reason"],
     )
     for (status, reason), count in sorted(totals.protocol_errors.items()):
