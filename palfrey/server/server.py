@@ -202,6 +202,10 @@ class Server:
 
         if trace_enabled():  # connection open/close at TRACE, decided once (as ServerState decided)
             protocol = TracingHttpProtocol
+        if ssl_context is not None:  # the ASGI `tls` extension: a subclass, so plain TCP pays nothing
+            from palfrey.http.tls_extension import tls_protocol
+
+            protocol = tls_protocol(protocol, config.ssl_certfile, ssl_context)
         metrics = state.metrics
         self._acceptor = Acceptor(
             loop,

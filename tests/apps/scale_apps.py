@@ -7,6 +7,7 @@ and waits for it), e.g. ``SCALE body complete 10`` or ``SCALE body disconnect 65
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -41,6 +42,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             _say("sleep cancelled")
             raise
         await _respond(send, 200, b"slept")
+        return
+    if path == "/tls":
+        body = json.dumps(scope.get("extensions", {}).get("tls")).encode()
+        await _respond(send, 200, body)
         return
     if path == "/sse":
         await send(
