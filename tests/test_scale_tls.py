@@ -32,7 +32,15 @@ def test_tls_extension_in_scope(http: str, certs: tuple[trustme.CA, Path, Path])
     ca, cert_file, key_file = certs
     context = ssl.create_default_context()
     ca.configure_trust(context)
-    args = ("--http", http, "--no-access-log", "--ssl-certfile", str(cert_file), "--ssl-keyfile", str(key_file))
+    args = (
+        "--http",
+        http,
+        "--no-access-log",
+        "--ssl-certfile",
+        str(cert_file),
+        "--ssl-keyfile",
+        str(key_file),
+    )
     with run_server(APP, *args) as server, httpx.Client(verify=context) as client:
         first = client.get(server.url + "/tls").json()
         second = client.get(server.url + "/tls").json()  # same connection: the same values
