@@ -59,7 +59,9 @@ class WSGIMiddleware:
         max_queued: int | None = None,
     ) -> None:
         self.app = app
-        self.pool = ThreadPool(threads, ceiling=max_threads, idle_timeout=idle_timeout, queue_limit=max_queued)
+        self.pool = ThreadPool(
+            threads, ceiling=max_threads, idle_timeout=idle_timeout, queue_limit=max_queued
+        )
         self.base_environ: dict[str, Any] = {
             "wsgi.version": (1, 0),
             "wsgi.errors": ErrorStream(),

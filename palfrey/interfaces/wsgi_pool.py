@@ -10,6 +10,12 @@ thread's CPU including the event loop's) over a short window. Under `GROW_BELOW`
 threads are waiting, not computing, and the pool doubles (bounded by the queue and the ceiling);
 at or above it the process is CPU-bound (the GIL lets Python use about one core) and it stays.
 
+CPU time received understates what a CPU-bound app wants when the host is short of CPU (other
+processes, a cgroup quota): its threads then wait in the kernel's run queue. On Linux the pool adds
+that wait (`run_delay` in /proc/self/task/<tid>/schedstat) for its threads and the loop's while it
+has at most `RUN_DELAY_THREADS` threads (one ~5 µs read each per check); a pool that large has
+already been shown to be waiting on I/O.
+
 Threads start on first use (never in a pre-fork master) up to `base` (the usable CPUs) without any
 measurement, exit after `idle_timeout` seconds without work down to `base`, and all stop at
 lifespan shutdown. The queue of waiting requests is bounded: `submit` returns False when it is full
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 import time
@@ -32,6 +39,7 @@ logger = logging.getLogger("palfrey.error")
 
 GROW_BELOW = 0.6  # process CPU use (cores) under which waiting threads are "waiting, not computing"
 SAMPLE_INTERVAL = 0.02  # seconds between growth checks while requests are queued
+RUN_DELAY_THREADS = 32  # up to this many threads, run-queue waits count as wanted CPU (Linux)
 
 _POOLS: list[ThreadPool] = []  # this process's pools, for metrics snapshots
 
@@ -94,7 +102,8 @@ class ThreadPool:
         self._serial = 0
         self._closed = False
         self._check: asyncio.TimerHandle | None = None
-        self._sample: tuple[float, float] = (0.0, 0.0)  # (wall, process CPU) at the last check
+        self._sample: tuple[float, float] = (0.0, 0.0)  # (wall, CPU wanted) at the last check
+        self._tids: set[int] = set()  # kernel thread ids of the pool's threads and the loop's
         _POOLS.append(self)
 
     @property
@@ -112,7 +121,9 @@ class ThreadPool:
                 self._start()
             else:
                 limit = self.queue_limit
-                if limit is not None and self.queued >= limit:
+                # Requests that threads yet to grow will take are not "waiting beyond capacity": a
+                # burst faster than the growth check is not refused.
+                if limit is not None and self.queued >= limit + self.size - self.threads:
                     self.rejected += 1
                     return False
                 self.queued += 1
@@ -133,15 +144,26 @@ class ThreadPool:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # not called from a loop (a unit test's thread): no growth
-        self._sample = (time.monotonic(), time.process_time())
+        self._tids.add(threading.get_native_id())
+        self._sample = (time.monotonic(), self._wanted())
         self._check = loop.call_later(SAMPLE_INTERVAL, self._grow)
+
+    def _wanted(self) -> float:
+        """Seconds of CPU the process has used, plus (few threads, Linux) its threads' run-queue waits."""
+        wanted = time.process_time()
+        tids = self._tids
+        if len(tids) <= RUN_DELAY_THREADS:
+            wanted += _run_delay(tids)
+        return wanted
 
     def _grow(self) -> None:
         """While requests wait: double the threads (within the queue and the ceiling) if the process
-        used under `GROW_BELOW` of a core since the last look; look again while any still wait."""
-        wall, cpu = time.monotonic(), time.process_time()
-        last_wall, last_cpu = self._sample
-        busy = (cpu - last_cpu) / max(wall - last_wall, 1e-6)
+        wanted under `GROW_BELOW` of a core since the last look; look again while any still wait."""
+        with self._lock:
+            wanted = self._wanted()
+        wall = time.monotonic()
+        last_wall, last_wanted = self._sample
+        busy = (wanted - last_wanted) / max(wall - last_wall, 1e-6)
         with self._lock:
             self._check = None
             if self._closed or not self.queued or self.threads >= self.size:
@@ -158,6 +180,17 @@ class ThreadPool:
     def _work(self) -> None:
         jobs = self._jobs
         timeout = self.idle_timeout if self.adaptive else None
+        tid = threading.get_native_id()
+        if self.adaptive:
+            with self._lock:
+                self._tids.add(tid)
+        try:
+            self._loop(jobs, timeout)
+        finally:
+            with self._lock:
+                self._tids.discard(tid)
+
+    def _loop(self, jobs: queue.SimpleQueue[Callable[[], None] | None], timeout: float | None) -> None:
         while True:
             try:
                 job = jobs.get(timeout=timeout)
@@ -195,3 +228,20 @@ class ThreadPool:
             self._jobs.put(None)
         if self in _POOLS:
             _POOLS.remove(self)
+
+
+def _run_delay(tids: set[int]) -> float:
+    """Seconds the threads `tids` spent runnable but waiting for a CPU (0 where not Linux)."""
+    total = 0
+    for tid in tids:
+        try:
+            fd = os.open(f"/proc/self/task/{tid}/schedstat", os.O_RDONLY)
+        except OSError:
+            continue  # not Linux, or the thread has exited
+        try:
+            total += int(os.read(fd, 128).split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+        finally:
+            os.close(fd)
+    return total / 1e9
