@@ -69,7 +69,7 @@ def test_pool_grows_while_its_threads_wait_on_io() -> None:
 
 
 def test_pool_does_not_grow_under_cpu_load() -> None:
-    """16 clients keep a computing view busy: the pool stays at ≤ 2× the CPUs."""
+    """16 clients keep a computing view busy: the pool stays at ≤ 2x the CPUs."""
     with run_server(APP, "--interface", "wsgi") as server:
         pool(server, reset=True)
         stop_at = time.monotonic() + 1.5
