@@ -30,7 +30,7 @@ def test_defaults_come_from_the_table() -> None:
         assert getattr(config, option.name) == option.default, option.name
     assert config.workers == 1
     assert OPTIONS_BY_NAME["threads"].default == "auto" and config.threads == 0  # 0: the adaptive pool
-    assert config.forwarded_allow_ips == "127.0.0.1"
+    assert config.forwarded_allow_ips == "127.0.0.1,::1"  # uvicorn's default
     assert dict(config)["port"] == 8000
     assert config.values["host"] == "127.0.0.1"
 

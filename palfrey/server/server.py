@@ -87,7 +87,9 @@ def new_event_loop(name: str) -> asyncio.AbstractEventLoop:
             import uvloop
         except ImportError:
             if name == "uvloop":
-                raise ConfigError("--loop uvloop needs uvloop: pip install 'palfrey[standard]'") from None
+                raise ConfigError(
+                    "--loop uvloop needs uvloop: pip install uvloop (or install palfrey with its standard extra)"
+                ) from None
         else:
             return uvloop.new_event_loop()
     return asyncio.SelectorEventLoop() if os.name != "nt" else asyncio.new_event_loop()
@@ -192,11 +194,16 @@ class Server:
             await lifespan.shutdown()
             return EXIT_OK
 
+        protocol = HttpProtocol
+        from palfrey.logging.trace import TracingHttpProtocol, trace_enabled
+
+        if trace_enabled():  # connection open/close at TRACE, decided once (as ServerState decided)
+            protocol = TracingHttpProtocol
         metrics = state.metrics
         self._acceptor = Acceptor(
             loop,
             self.sockets,
-            lambda: HttpProtocol(state),
+            lambda: protocol(state),
             ssl=ssl_context,
             backlog=config.backlog,
             on_exhausted=metrics.accept_exhausted_episode if metrics is not None else None,
@@ -207,7 +214,7 @@ class Server:
             self._acceptor = None
             for sock in self.sockets:
                 server = await loop.create_server(
-                    lambda: HttpProtocol(state), sock=sock, backlog=config.backlog, ssl=ssl_context
+                    lambda: protocol(state), sock=sock, backlog=config.backlog, ssl=ssl_context
                 )
                 self._servers.append(server)
         for sock in self.sockets if self.log_listening else ():
