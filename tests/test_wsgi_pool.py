@@ -13,6 +13,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from palfrey.supervisor.process import usable_cpus
 from tests.support import ServerProcess, read_response, run_server
@@ -122,3 +123,35 @@ def test_fixed_pool_keeps_its_size_under_io_load() -> None:
         assert burst(server.port, "/sleep?s=0.1", 20) == [200] * 20
         seen = pool(server)
     assert seen["max_active"] == 4 and seen["threads"] == 4, seen
+
+
+def test_threads_option_spellings() -> None:
+    from palfrey import Config
+    from palfrey.config import ConfigError
+
+    assert Config("a:b").threads == 0  # auto, the adaptive pool
+    assert Config("a:b", threads="AUTO").threads == 0
+    assert Config("a:b", threads=8).threads == 8
+    with pytest.raises(ConfigError, match="--threads"):
+        Config("a:b", threads="many")
+    with pytest.raises(ConfigError, match="--threads"):
+        Config("a:b", threads=-1)
+
+
+def test_pool_accounting_in_process() -> None:
+    """Jobs submitted faster than a fixed pool runs them all run once; its counters settle at idle."""
+    from palfrey.interfaces.wsgi_pool import ThreadPool, pool_stats
+
+    pool = ThreadPool(3, name="unit-pool")
+    done = threading.Semaphore(0)
+    ran: list[int] = []
+    for index in range(200):
+        assert pool.submit(lambda index=index: (ran.append(index), done.release()))
+    for _ in range(200):
+        assert done.acquire(timeout=10)
+    assert sorted(ran) == list(range(200))
+    assert wait_for(lambda: pool.idle == 3 and pool.queued == 0)
+    stats = pool_stats()
+    assert stats is not None and stats["wsgi_threads"] >= 3
+    pool.shutdown()
+    assert wait_for(lambda: not any(t.name.startswith("unit-pool") for t in threading.enumerate()))

@@ -145,22 +145,15 @@ class ThreadPool:
         except RuntimeError:
             return  # not called from a loop (a unit test's thread): no growth
         self._tids.add(threading.get_native_id())
-        self._sample = (time.monotonic(), self._wanted())
+        self._sample = (time.monotonic(), _wanted(list(self._tids)))
         self._check = loop.call_later(SAMPLE_INTERVAL, self._grow)
-
-    def _wanted(self) -> float:
-        """Seconds of CPU the process has used, plus (few threads, Linux) its threads' run-queue waits."""
-        wanted = time.process_time()
-        tids = self._tids
-        if len(tids) <= RUN_DELAY_THREADS:
-            wanted += _run_delay(tids)
-        return wanted
 
     def _grow(self) -> None:
         """While requests wait: double the threads (within the queue and the ceiling) if the process
         wanted under `GROW_BELOW` of a core since the last look; look again while any still wait."""
         with self._lock:
-            wanted = self._wanted()
+            tids = list(self._tids)
+        wanted = _wanted(tids)
         wall = time.monotonic()
         last_wall, last_wanted = self._sample
         busy = (wanted - last_wanted) / max(wall - last_wall, 1e-6)
@@ -230,7 +223,15 @@ class ThreadPool:
             _POOLS.remove(self)
 
 
-def _run_delay(tids: set[int]) -> float:
+def _wanted(tids: list[int]) -> float:
+    """Seconds of CPU the process has used, plus (few threads, Linux) its threads' run-queue waits."""
+    wanted = time.process_time()
+    if len(tids) <= RUN_DELAY_THREADS:
+        wanted += _run_delay(tids)
+    return wanted
+
+
+def _run_delay(tids: list[int]) -> float:
     """Seconds the threads `tids` spent runnable but waiting for a CPU (0 where not Linux)."""
     total = 0
     for tid in tids:
