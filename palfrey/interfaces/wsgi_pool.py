@@ -138,14 +138,17 @@ class ThreadPool:
         self._serial += 1
         threading.Thread(target=self._work, name=f"{self.name}-{self._serial}", daemon=True).start()
 
-    def _schedule(self) -> None:
-        """Measure from now and look again in `SAMPLE_INTERVAL` (the lock is held; on the loop)."""
+    def _schedule(self, sample: tuple[float, float] | None = None) -> None:
+        """Measure from now (or from `sample`, just taken) and look again in `SAMPLE_INTERVAL` (the
+        lock is held; on the loop)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # not called from a loop (a unit test's thread): no growth
-        self._tids.add(threading.get_native_id())
-        self._sample = (time.monotonic(), _wanted(list(self._tids)))
+        if sample is None:
+            self._tids.add(threading.get_native_id())
+            sample = (time.monotonic(), _wanted(list(self._tids)))
+        self._sample = sample
         self._check = loop.call_later(SAMPLE_INTERVAL, self._grow)
 
     def _grow(self) -> None:
@@ -161,14 +164,16 @@ class ThreadPool:
             self._check = None
             if self._closed or not self.queued or self.threads >= self.size:
                 return
-            if busy < GROW_BELOW:
+            grow = busy < GROW_BELOW
+            if grow:
                 add = min(self.queued, max(self.threads, 1), self.size - self.threads)
                 for _ in range(add):
                     self._start()  # each new thread takes one of the queued jobs
                 self.queued -= add
                 self.grown += add
             if self.queued and self.threads < self.size:
-                self._schedule()
+                # Unchanged threads: this look's numbers start the next window (no second read).
+                self._schedule(None if grow else (wall, wanted))
 
     def _work(self) -> None:
         jobs = self._jobs
