@@ -31,6 +31,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 __all__ = ["GROW_BELOW", "SAMPLE_INTERVAL", "ThreadPool", "pool_stats"]
@@ -41,7 +42,9 @@ GROW_BELOW = 0.6  # process CPU use (cores) under which waiting threads are "wai
 SAMPLE_INTERVAL = 0.02  # seconds between growth checks while requests are queued
 RUN_DELAY_THREADS = 32  # up to this many threads, run-queue waits count as wanted CPU (Linux)
 
-_POOLS: list[ThreadPool] = []  # this process's pools, for metrics snapshots
+# This process's pools, for metrics snapshots; weak, so a middleware dropped without a lifespan
+# shutdown (tests, embedders) is not kept alive by the registry.
+_POOLS: weakref.WeakSet[ThreadPool] = weakref.WeakSet()
 
 
 def pool_stats() -> dict[str, int] | None:
@@ -49,7 +52,7 @@ def pool_stats() -> dict[str, int] | None:
     if not _POOLS:
         return None
     stats = dict.fromkeys(("wsgi_threads", "wsgi_busy", "wsgi_queued", "wsgi_grown", "wsgi_rejected"), 0)
-    for pool in _POOLS:
+    for pool in list(_POOLS):
         with pool._lock:
             stats["wsgi_threads"] += pool.threads
             stats["wsgi_busy"] += pool.threads - pool.idle
@@ -104,7 +107,7 @@ class ThreadPool:
         self._check: asyncio.TimerHandle | None = None
         self._sample: tuple[float, float] = (0.0, 0.0)  # (wall, CPU wanted) at the last check
         self._tids: set[int] = set()  # kernel thread ids of the pool's threads and the loop's
-        _POOLS.append(self)
+        _POOLS.add(self)
 
     @property
     def multithread(self) -> bool:
@@ -224,8 +227,7 @@ class ThreadPool:
             check.cancel()
         for _ in range(count):
             self._jobs.put(None)
-        if self in _POOLS:
-            _POOLS.remove(self)
+        _POOLS.discard(self)
 
 
 def _wanted(tids: list[int]) -> float:
