@@ -155,3 +155,25 @@ def test_pool_accounting_in_process() -> None:
     assert stats is not None and stats["wsgi_threads"] >= 3
     pool.shutdown()
     assert wait_for(lambda: not any(t.name.startswith("unit-pool") for t in threading.enumerate()))
+
+
+def test_pool_metrics() -> None:
+    """Pool size, busy threads, queue length and growth events are in the metrics endpoint."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    args = ("--interface", "wsgi", "--metrics", "--metrics-bind", "127.0.0.1:0", "--no-access-log")
+    with run_server(APP, *args) as server:
+        url = server.wait_for_line(r"Metrics on (http://\S+/metrics)").group(1)
+        assert burst(server.port, "/sleep?s=0.3", 60) == [200] * 60
+        text = httpx.get(url, timeout=10).text
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("palfrey_wsgi")
+    }
+    assert values["palfrey_wsgi_threads_grown_total"] > 0, values
+    assert values["palfrey_wsgi_threads"] > CPUS, values  # idle timeout (10 s) not reached yet
+    assert values["palfrey_wsgi_queued"] == 0, values
+    assert values["palfrey_wsgi_threads_busy"] >= 0, values
+    assert values["palfrey_wsgi_queue_full_responses_total"] == 0, values
