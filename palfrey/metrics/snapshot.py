@@ -26,6 +26,7 @@ COUNTERS = (
     "ws_connections",
     "app_exceptions",
     "limited",
+    "request_timeouts",
     "accept_exhausted",
 )
 # The WSGI thread pool's (palfrey/interfaces/wsgi_pool.py): in a snapshot only when the app is WSGI.
