@@ -160,6 +160,10 @@ class Server:
             from palfrey.tls import create_ssl_context
 
             ssl_context = create_ssl_context(config)
+        if config.http2:
+            from palfrey.http2.negotiate import require_h2
+
+            require_h2()
         self.sockets = sockets if sockets is not None else bind_sockets(config)
         if config.metrics and self.metrics_endpoint:
             from palfrey.metrics.endpoint import bind
@@ -186,10 +190,15 @@ class Server:
             return EXIT_OK
 
         metrics = state.metrics
+        protocol_factory: Callable[[], asyncio.Protocol] = lambda: HttpProtocol(state)
+        if config.http2:
+            from palfrey.http2.negotiate import protocol_factory as http2_factory
+
+            protocol_factory = http2_factory(state, config.http2_max_concurrent_streams)
         self._acceptor = Acceptor(
             loop,
             self.sockets,
-            lambda: HttpProtocol(state),
+            protocol_factory,
             ssl=ssl_context,
             backlog=config.backlog,
             on_exhausted=metrics.accept_exhausted_episode if metrics is not None else None,
@@ -200,7 +209,7 @@ class Server:
             self._acceptor = None
             for sock in self.sockets:
                 server = await loop.create_server(
-                    lambda: HttpProtocol(state), sock=sock, backlog=config.backlog, ssl=ssl_context
+                    protocol_factory, sock=sock, backlog=config.backlog, ssl=ssl_context
                 )
                 self._servers.append(server)
         for sock in self.sockets if self.log_listening else ():
