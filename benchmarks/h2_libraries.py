@@ -27,8 +27,13 @@ def client_bytes() -> list[bytes]:
         sid = 1 + 2 * i
         client.send_headers(
             sid,
-            [(":method", "POST"), (":scheme", "http"), (":path", "/echo"), (":authority", "x"),
-             ("content-type", "text/plain")],
+            [
+                (":method", "POST"),
+                (":scheme", "http"),
+                (":path", "/echo"),
+                (":authority", "x"),
+                ("content-type", "text/plain"),
+            ],
         )
         client.send_data(sid, b"ping", end_stream=True)
         chunks.append(client.data_to_send())
@@ -91,4 +96,6 @@ if __name__ == "__main__":
         except ImportError as exc:
             print(f"{name}: not installed ({exc})")
             continue
-        print(f"{name}: {best / N * 1e6:.2f} µs per request (best of 3, {N} requests, {sys.version.split()[0]})")
+        print(
+            f"{name}: {best / N * 1e6:.2f} µs per request (best of 3, {N} requests, {sys.version.split()[0]})"
+        )

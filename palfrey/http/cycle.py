@@ -433,7 +433,9 @@ class RequestCycle:
         overrides this: it answers with HEADERS + DATA, not HTTP/1.1 bytes)."""
         if not self.transport.is_closing():
             self.transport.write(
-                error_response(500, "Internal Server Error", self.protocol.state.default_headers(False, False))
+                error_response(
+                    500, "Internal Server Error", self.protocol.state.default_headers(False, False)
+                )
             )
 
     # Running the app.

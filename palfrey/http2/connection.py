@@ -102,7 +102,9 @@ class H2Protocol(asyncio.Protocol):
         self, settings: bytes, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> None:
         """h2c upgrade (RFC 7540 §3.2): the HTTP/1.1 request that asked becomes stream 1."""
-        self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n")
+        self.transport.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+        )
         self.h2.initiate_upgrade_connection(settings)
         self.h2.increment_flow_control_window(CONNECTION_WINDOW)
         self._register()
@@ -140,10 +142,12 @@ class H2Protocol(asyncio.Protocol):
         except h2.exceptions.ProtocolError as exc:
             self._protocol_error(exc)
             return
-        if self.deferred is not None:
-            stream, self.deferred = self.deferred, None
-            if not stream.reset:
-                self._run(stream)
+        deferred = self.deferred
+        if deferred is not None:
+            self.deferred = None
+            if not deferred.reset:
+                self._run(deferred)
+        event: Any
         for event in events:
             kind = type(event)
             if kind is h2.events.RequestReceived:

@@ -123,7 +123,9 @@ class NegotiatingProtocol(HttpProtocol):
         self.h2c = None
         self._switch(data, upgrade=(settings, method, target, headers, bytes(self.h2c_body)))
 
-    def _switch(self, data: bytes, upgrade: tuple[bytes, bytes, bytes, list[Any], bytes] | None = None) -> None:
+    def _switch(
+        self, data: bytes, upgrade: tuple[bytes, bytes, bytes, list[Any], bytes] | None = None
+    ) -> None:
         """Hand the transport to an HTTP/2 connection; this HTTP/1.1 protocol is done with it."""
         from palfrey.http2.connection import H2Protocol
 

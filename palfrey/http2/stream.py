@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from palfrey.http.cycle import RequestCycle
 
 if TYPE_CHECKING:
+    from palfrey.http.contract import ResponseWriter
     from palfrey.http2.connection import H2Protocol
     from palfrey.server.state import ServerState
 
@@ -59,7 +60,7 @@ class H2Stream:
         self.stream_id = stream_id
         self.state: ServerState = conn.state
         self.loop = conn.loop
-        self.transport = self  # the cycle's ResponseWriter: writes become DATA frames
+        self.transport: ResponseWriter = self  # the cycle's ResponseWriter: writes become DATA frames
         self.cycle: H2Cycle | None = None
         self.write_paused = False
         self.drain_waiters: list[asyncio.Future[None]] = []
@@ -192,7 +193,8 @@ class H2Cycle(RequestCycle):
 
     def _write_error(self) -> None:
         body = b"Internal Server Error"
-        fields = self.protocol.conn.default_fields(False, False) + [
+        fields = [
+            *self.protocol.conn.default_fields(False, False),
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", b"%d" % len(body)),
         ]

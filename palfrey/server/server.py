@@ -190,7 +190,10 @@ class Server:
             return EXIT_OK
 
         metrics = state.metrics
-        protocol_factory: Callable[[], asyncio.Protocol] = lambda: HttpProtocol(state)
+
+        def protocol_factory() -> asyncio.Protocol:
+            return HttpProtocol(state)
+
         if config.http2:
             from palfrey.http2.negotiate import protocol_factory as http2_factory
 
