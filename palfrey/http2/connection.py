@@ -357,7 +357,9 @@ class H2Protocol(asyncio.Protocol):
             return
         if end:
             stream.ended = True
-        self.push(stream)
+            self.schedule_flush()
+        else:
+            self.push(stream)
 
     def push(self, stream: H2Stream) -> None:
         """Send what the windows admit of the stream's queued output (and END_STREAM after it)."""
