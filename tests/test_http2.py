@@ -121,8 +121,18 @@ def test_http11_still_served_on_the_same_port(h2_server: ServerProcess) -> None:
 def test_curl(h2_server: ServerProcess, mode: str) -> None:
     """--http2 on cleartext is the RFC 7540 §3.2 upgrade: the POST and its body are stream 1."""
     result = subprocess.run(
-        [CURL, "-sS", mode, "--max-time", "5", "-w", "\n%{http_version}", "--data-binary", "curl body"]
-        + [h2_server.url + "/echo"],
+        [
+            str(CURL),
+            "-sS",
+            mode,
+            "--max-time",
+            "5",
+            "-w",
+            "\n%{http_version}",
+            "-d",
+            "curl body",
+            h2_server.url + "/echo",
+        ],
         capture_output=True,
         timeout=10,
     )
