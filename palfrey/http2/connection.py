@@ -26,6 +26,7 @@ import h2.settings
 from hyperframe.frame import GoAwayFrame
 
 from palfrey.http.deadlines import INF
+from palfrey.http.protocol import LINGER
 from palfrey.http2.stream import CONNECTION_SPECIFIC, H2Cycle, H2Stream
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class H2Protocol(asyncio.Protocol):
         self.write_paused = False
         self.flush_handle: asyncio.Handle | None = None
         self.goaway = False
+        self.discard_input = False  # a connection error was answered with GOAWAY: input is ignored
         self.last_stream_id = 0
         self.flood_since = self.loop.time()
         self.resets = 0
@@ -137,6 +139,8 @@ class H2Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.metrics is not None:
             self.metrics.bytes_in += len(data)
+        if self.discard_input:
+            return
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -169,7 +173,7 @@ class H2Protocol(asyncio.Protocol):
                 self.flush()
                 self.transport.close()
                 return
-            if self.transport.is_closing():
+            if self.discard_input or self.transport.is_closing():
                 return
         self.flush()
 
@@ -423,8 +427,7 @@ class H2Protocol(asyncio.Protocol):
         if stream.ended or stream.reset:
             self.streams.pop(stream.stream_id, None)
         if self.goaway and not self.streams:
-            self.flush()
-            self.transport.close()
+            self.flush()  # and linger: nothing is left to answer
 
     def schedule_flush(self) -> None:
         if self.flush_handle is None:
@@ -437,10 +440,10 @@ class H2Protocol(asyncio.Protocol):
             handle.cancel()
             self.flush_handle = None
         data = self.h2.data_to_send()
-        if data and not self.transport.is_closing():
+        if data and not self.discard_input and not self.transport.is_closing():
             self.transport.write(data)
-        if self.goaway and not self.streams and not self.transport.is_closing():
-            self.transport.close()
+        if self.goaway and not self.streams:
+            self.linger()
 
     # Floods and errors
 
@@ -492,14 +495,29 @@ class H2Protocol(asyncio.Protocol):
             pass
         self.goaway = True
         data = self.h2.data_to_send()
-        if data and not self.transport.is_closing():
+        if data and not self.discard_input and not self.transport.is_closing():
             self.transport.write(data)
         for stream in list(self.streams.values()):
             stream.reset = True
             if stream.cycle is not None:
                 stream.cycle.disconnect()
             stream.release()
-        self.transport.close()
+        self.linger()
+
+    def linger(self) -> None:
+        """Close without losing the GOAWAY to a reset: closing with unread input sends RST, so the
+        write side is shut first and input is discarded for LINGER seconds (as HTTP/1.1 does)."""
+        if self.discard_input:
+            return
+        self.discard_input = True
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if not transport.can_write_eof():  # TLS cannot half-close
+            transport.close()
+            return
+        transport.write_eof()
+        self.loop.call_later(LINGER, transport.close)
 
     # Shutdown
 
@@ -520,7 +538,7 @@ class H2Protocol(asyncio.Protocol):
         if not self.transport.is_closing():
             self.transport.write(frame.serialize())
         if not self.streams:
-            self.transport.close()
+            self.linger()
 
     def check_deadline(self, now: float) -> None:
         """No HTTP/2 deadline yet (docs/http2.md lists the idle timeout as not yet handled)."""
