@@ -171,6 +171,34 @@ def test_client_that_does_not_read_blocks_only_its_stream(server: ServerProcess)
     client.close()
 
 
+def count(port: int, path: str) -> int:
+    client = Client(port)
+    try:
+        stream_id = client.request(path)
+        client.read_until(lambda: client.ended(stream_id))
+        return int(client.body(stream_id))
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("how", ["reset", "close"])
+def test_client_disconnect_reaches_the_app(server: ServerProcess, how: str) -> None:
+    before = count(server.port, "/disconnects")
+    client = Client(server.port)
+    stream_id = client.request("/wait-disconnect")
+    server.wait_for_matches("waiting for disconnect", count=before + 1)
+    if how == "reset":
+        client.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        client.flush()
+    else:
+        client.close()
+    deadline = time.monotonic() + 5
+    while count(server.port, "/disconnects") == before:
+        assert time.monotonic() < deadline, "the app never saw http.disconnect"
+        time.sleep(0.05)
+    client.close()
+
+
 def test_rapid_reset_is_cut_off_and_costs_no_app_work(server: ServerProcess) -> None:
     before = started(server.port)
     client = Client(server.port)

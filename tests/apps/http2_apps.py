@@ -8,10 +8,11 @@ import sys
 from typing import Any
 
 started = 0
+disconnects = 0
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    global started
+    global started, disconnects
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -22,7 +23,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/started":
         await _respond(send, b"%d" % started)
         return
+    if path == "/disconnects":
+        await _respond(send, b"%d" % disconnects)
+        return
     started += 1
+    if path == "/wait-disconnect":
+        print("waiting for disconnect", file=sys.stderr, flush=True)
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        disconnects += 1
+        return
     if path == "/slow":
         print("slow request started", file=sys.stderr, flush=True)  # the test waits for this line
         await asyncio.sleep(1.0)
