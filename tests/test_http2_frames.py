@@ -245,6 +245,8 @@ def test_continuation_flood_is_bounded(server: ServerProcess) -> None:
         client.read_until(lambda: client.goaway() is not None or client.closed)
     except (ConnectionError, AssertionError):
         pass
+    assert client.goaway() is not None
+    assert client.goaway().error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
     client.close()
     assert started(server.port) >= 0  # the server is alive and serving
 
@@ -284,4 +286,20 @@ def test_goaway_on_term_finishes_the_stream_in_flight(workers: str) -> None:
         assert "END_STREAM" in data[-1].flags
         assert frames.index(goaway[0]) < frames.index(data[0])  # told first, then completed
         assert process.wait_exit(timeout=10) == 0
+        client.close()
+
+
+def test_limit_concurrency_counts_streams() -> None:
+    with run_server(APP, "--http2", "--limit-concurrency", "1") as process:
+        client = Client(process.port)
+        slow = client.request("/slow")
+        process.wait_for_line("slow request started")
+        refused = client.request("/other")
+        client.read_until(lambda: client.ended(refused) and client.ended(slow))
+        statuses = {
+            e.stream_id: dict(e.headers)[b":status"]
+            for e in client.events
+            if isinstance(e, h2.events.ResponseReceived)
+        }
+        assert statuses == {slow: b"200", refused: b"503"}
         client.close()

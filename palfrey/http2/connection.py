@@ -38,6 +38,7 @@ _ASGI = {"version": "3.0", "spec_version": "2.4"}
 FLOOD_WINDOW = 10.0  # seconds over which resets and control frames are counted
 RESETS_PER_STREAM_LIMIT = 2  # client resets allowed per FLOOD_WINDOW, times the stream limit
 CONTROL_FRAME_LIMIT = 1000  # PING, SETTINGS and empty DATA frames allowed per FLOOD_WINDOW
+MAX_HEADER_LIST = 65536  # decoded header bytes per request at most (h2's default), whatever the head limits
 CONNECTION_WINDOW = 16 * 1024 * 1024  # so one stream holding its credit never blocks the others
 
 
@@ -83,7 +84,7 @@ class H2Protocol(asyncio.Protocol):
             client=False,
             initial_values={
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: limits.fields * limits.field_size,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: min(limits.fields * limits.field_size, MAX_HEADER_LIST),
                 h2.settings.SettingCodes.ENABLE_PUSH: 0,
             },
         )
