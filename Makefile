@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format docs bench clean
+.PHONY: install run test test-tools lint format docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,18 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/palfrey docs_src.getting_started.hello_world:app --host 127.0.0.1 --port 8000
 
-test: $(STAMP)
+# Tools the end-to-end tests drive (nginx for the reverse-proxy tests, curl), from Debian's packages
+# when missing: a test never skips because a tool is absent.
+TEST_TOOLS := nginx:nginx curl:curl
+test-tools:
+	@missing=; for pair in $(TEST_TOOLS); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+		command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo apt-get install -y $$missing || { $$sudo apt-get update && $$sudo apt-get install -y $$missing; }; fi
+
+# CI runs this: lint (ruff check, ruff format --check, mypy strict) first, then the whole suite.
+test: $(STAMP) test-tools lint
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(STAMP)

@@ -119,6 +119,7 @@ class Config:
     access_log_format: str | None
     use_colors: bool | None
     proxy_headers: bool
+    proxy_headers_family: str
     server_header: bool
     date_header: bool
     forwarded_allow_ips: str
@@ -131,6 +132,7 @@ class Config:
     limit_request_line: int
     limit_request_fields: int
     limit_request_field_size: int
+    limit_request_head: int
     timeout_keep_alive: float
     timeout_request_header: float
     timeout_request_body: float
@@ -146,7 +148,7 @@ class Config:
     ssl_version: int
     ssl_cert_reqs: int
     ssl_ca_certs: str | None
-    ssl_ciphers: str
+    ssl_ciphers: str | None
     metrics: bool
     metrics_bind: str
     headers: tuple[str, ...]
@@ -177,7 +179,7 @@ class Config:
         if values["workers"] is None:
             values["workers"] = _workers_from_environment()
         if values["forwarded_allow_ips"] is None:
-            from_environment = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+            from_environment = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
             _check_trusted_hosts(from_environment, "FORWARDED_ALLOW_IPS")
             values["forwarded_allow_ips"] = from_environment
         else:
@@ -266,5 +268,7 @@ def _load_env_file(path: str) -> None:
     try:
         from dotenv import load_dotenv
     except ImportError:
-        raise ConfigError("--env-file needs python-dotenv: pip install 'palfrey[standard]'") from None
+        raise ConfigError(
+            "--env-file needs python-dotenv: pip install python-dotenv (or install palfrey with its standard extra)"
+        ) from None
     load_dotenv(dotenv_path=path, override=True)

@@ -69,7 +69,15 @@ class Lifespan:
             if not self.received and self.mode == "auto":
                 # It raised before even reading the first lifespan message: it does not speak it.
                 self.unsupported = True
-                logger.info("ASGI 'lifespan' protocol appears unsupported.")
+                # uvicorn says "ASGI 'lifespan' protocol appears unsupported.", which reads like a
+                # fault to a newcomer whose hello-world app simply has no startup/shutdown hooks.
+                logger.info(
+                    "No lifespan support in the app (%s on the lifespan scope): serving without "
+                    "startup/shutdown hooks, which is fine for an app that has none (--lifespan off "
+                    "skips this check).",
+                    type(exc).__name__,
+                )
+                logger.debug("The app's answer to the lifespan scope", exc_info=exc)
             elif not self.startup_event.is_set():
                 logger.error("Exception in 'lifespan' protocol\n", exc_info=exc)
                 self.startup_failed = True

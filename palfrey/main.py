@@ -35,6 +35,8 @@ def run_config(config: Config) -> int:
         access_log=config.access_log,
         use_colors=config.use_colors,
     )
+    if config.env_file is not None:
+        logging.getLogger("palfrey.error").info("Loaded environment variables from %s", config.env_file)
     if uses_master(config):
         if config.reload and not isinstance(config.app, str):
             logging.getLogger("palfrey.error").error(

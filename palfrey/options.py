@@ -73,7 +73,15 @@ class Option:
         return f"{base} | None" if self.nullable or self.default is None else base
 
 
-def _header(value: str) -> str:
+def _header(value: Any) -> str:
+    """A "name:value" string, or uvicorn's Python form, a (name, value) pair (stored as "name:value")."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        name, header_value = value
+        if not name.strip() or ":" in name:
+            raise ValueError(f"header {value!r} has no valid name")
+        return f"{name.strip()}:{header_value}"
+    if not isinstance(value, str):
+        raise ValueError(f"header {value!r} is not a 'name:value' string or a (name, value) pair")
     name, sep, _ = value.partition(":")
     if not sep or not name.strip():
         raise ValueError(f"header {value!r} is not of the form 'name:value'")
@@ -131,6 +139,8 @@ def _metrics_bind(value: str) -> str:
 
 def _ws_engine(value: str) -> str:
     """An explicitly chosen WebSocket implementation must be installed (auto falls back quietly)."""
+    if value == "websockets-sansio":
+        value = "websockets"  # uvicorn's name for its sans-I/O websockets engine: the one palfrey uses
     if value in ("websockets", "wsproto"):
         from importlib.util import find_spec
 
@@ -245,7 +255,7 @@ OPTIONS: tuple[Option, ...] = (
         CHOICE,
         "auto",
         "WebSocket protocol implementation.",
-        choices=("auto", "none", "websockets", "wsproto"),
+        choices=("auto", "none", "websockets", "websockets-sansio", "wsproto"),
         check=_ws_engine,
     ),
     Option(
@@ -348,8 +358,16 @@ OPTIONS: tuple[Option, ...] = (
         "proxy_headers",
         BOOL,
         True,
-        "Enable/Disable X-Forwarded-Proto, X-Forwarded-For and Forwarded to populate url scheme "
-        "and remote address info.",
+        "Enable/Disable X-Forwarded-Proto and X-Forwarded-For (or Forwarded, see "
+        "--proxy-headers-family) from trusted proxies to populate url scheme and remote address info.",
+    ),
+    Option(
+        "proxy_headers_family",
+        CHOICE,
+        "x-forwarded",
+        "Which proxy headers are trusted: 'x-forwarded' (X-Forwarded-For/-Proto, as uvicorn) or "
+        "'forwarded' (RFC 7239 Forwarded). The other family is ignored, never mixed in.",
+        choices=("x-forwarded", "forwarded"),
     ),
     Option("server_header", BOOL, True, "Enable/Disable default Server header."),
     Option("date_header", BOOL, True, "Enable/Disable default Date header."),
@@ -358,7 +376,7 @@ OPTIONS: tuple[Option, ...] = (
         STR,
         None,
         "Comma separated list of IP Addresses, IP Networks, or literals (e.g. unix:) to trust with "
-        "proxy headers. Defaults to $FORWARDED_ALLOW_IPS or '127.0.0.1'. '*' trusts all.",
+        "proxy headers. Defaults to $FORWARDED_ALLOW_IPS or '127.0.0.1,::1'. '*' trusts all.",
         nullable=True,
         python_type="str",  # Config resolves None to $FORWARDED_ALLOW_IPS or "127.0.0.1"
     ),
@@ -431,6 +449,14 @@ OPTIONS: tuple[Option, ...] = (
         8190,
         "Maximum size of one request header field in bytes (larger: 431).",
         minimum=64,
+    ),
+    Option(
+        "limit_request_head",
+        INT,
+        32768,
+        "Maximum size of the whole request head (request line and header fields) in bytes, whatever "
+        "the parser (larger: 431). Raise it with --limit-request-field-size for very large headers.",
+        minimum=256,
     ),
     # Timeouts.
     Option(
@@ -526,14 +552,21 @@ OPTIONS: tuple[Option, ...] = (
         minimum=0,
     ),
     Option("ssl_ca_certs", STR, None, "CA certificates file.", nullable=True, metavar="PATH"),
-    Option("ssl_ciphers", STR, "TLSv1", "Ciphers to use (see stdlib ssl module's)."),
+    Option(
+        "ssl_ciphers",
+        STR,
+        None,
+        "Ciphers to use, an OpenSSL cipher list (see stdlib ssl module's). [default: OpenSSL's defaults "
+        "as Python sets them: forward-secret AEAD suites first, no SHA-1 or RC4]",
+        nullable=True,
+    ),
     # Observability.
     Option(
         "metrics",
         BOOL,
         False,
         "Serve Prometheus metrics for the master and every worker (or the single process) on "
-        "--metrics-bind. Needs palfrey[metrics]. See docs/metrics.md.",
+        "--metrics-bind. Needs prometheus_client (palfrey's metrics extra). See docs/metrics.md.",
         check=_metrics,
     ),
     Option(
@@ -568,7 +601,8 @@ OPTIONS: tuple[Option, ...] = (
         "h11_max_incomplete_event_size",
         INT,
         None,
-        "For h11, the maximum number of bytes to buffer of an incomplete event.",
+        "For h11, the maximum number of bytes to buffer of an incomplete event (as in uvicorn: a head "
+        "that arrives whole is bounded only by --limit-request-head).",
         nullable=True,
         minimum=1,
     ),

@@ -17,12 +17,15 @@ def create_ssl_context(config: Config) -> ssl.SSLContext:
     ):
         if path is not None and not os.path.isfile(path):
             raise ConfigError(f"TLS setup failed: {flag}: no such file: {path}")
+    certfile = config.ssl_certfile
+    if certfile is None:  # callers only build a context for a certificate; say so rather than crash
+        raise ConfigError("TLS setup failed: --ssl-certfile is required")
     try:
         context = ssl.SSLContext(config.ssl_version)
         password = config.ssl_keyfile_password
         try:
             context.load_cert_chain(
-                config.ssl_certfile,
+                certfile,
                 config.ssl_keyfile,
                 password=(lambda: password) if password is not None else None,
             )

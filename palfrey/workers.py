@@ -22,7 +22,7 @@ try:
     from gunicorn.workers.base import Worker
 except ImportError as exc:  # pragma: no cover - exercised without the extra installed
     raise ImportError(
-        "palfrey.workers needs gunicorn, which is not installed: pip install 'palfrey[gunicorn]'"
+        "palfrey.workers needs gunicorn, which is not installed: pip install gunicorn (or install palfrey with its gunicorn extra)"
     ) from exc
 
 from palfrey.config import Config, ConfigError
@@ -77,6 +77,10 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
         server = self.server = Server(config)
         server.install_signal_handlers = False  # gunicorn's signal vocabulary, installed below
         server.prepare_state = self._prepare_state
+        # gunicorn owns the sockets and CTRL+C: "Palfrey running on ... (Press CTRL+C to quit)" would
+        # mislead; each worker says it serves (gunicorn already logged "Listening at").
+        server.log_listening = False
+        server.on_started = self._started
         if not self.alive:  # TERM arrived while the app was loading
             server.request_exit()
         asyncio.set_event_loop(loop)
@@ -116,6 +120,9 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
                 self._heartbeat_handle.cancel()
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+    def _started(self) -> None:
+        self.log.info("Palfrey worker serving (pid: %s)", os.getpid())
 
     def _heartbeat(self, loop: asyncio.AbstractEventLoop) -> None:
         """Tell the arbiter we are alive; it kills a worker silent for `timeout` (self.timeout is half)."""

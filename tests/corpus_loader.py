@@ -16,6 +16,7 @@ KINDS = ("valid", "invalid")
 LIMIT_REQUEST_LINE = 8190
 LIMIT_REQUEST_FIELD_SIZE = 8190
 LIMIT_REQUEST_FIELDS = 100
+DEFAULT_HEAD_LIMIT = 32768  # palfrey.http.parsers.DEFAULT_HEAD_LIMIT, the --limit-request-head default
 
 CASE_KEYS = {"description", "chunk", "close", "app-called"}
 RESPONSE_KEYS = {"expect", "method", "path", "raw-path", "query", "version", "body", "header"}
@@ -329,6 +330,53 @@ def generated_cases() -> list[Case]:
         Expected(431),
         512,
         "A head with thousands of fields is refused once it passes the limit.",
+    )
+
+    # The whole head (request line and field lines with their CRLFs) is bounded by DEFAULT_HEAD_LIMIT.
+    def head_of(size: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """A head of exactly `size` (> 16 KiB) bytes: field lines of 8000 bytes or less after Host."""
+        request_line = b"GET / HTTP/1.1\r\n"
+        lines, headers, left = [request_line + host], [host_header], size - len(request_line) - len(host)
+        sizes = []
+        while left > 16000:
+            sizes.append(8000)
+            left -= 8000
+        sizes += [left // 2, left - left // 2]
+        for number, line_size in enumerate(sizes, 1):
+            name = b"X-H%d" % number
+            value = b"v" * (line_size - len(name) - 4)
+            lines.append(b"%s: %s\r\n" % (name, value))
+            headers.append((name.lower(), value))
+        data = b"".join(lines)
+        assert len(data) == size
+        return data, headers
+
+    at_limit, at_limit_headers = head_of(DEFAULT_HEAD_LIMIT)
+    for chunk, how in ((None, "in one write"), (7, "in 7-byte writes"), (4096, "in 4 KiB writes")):
+        suffix = f"_sliced_{chunk}" if chunk else ""
+        add(
+            f"head_at_limit{suffix}",
+            "valid",
+            at_limit + b"\r\n",
+            Expected(headers=at_limit_headers),
+            chunk,
+            f"A head of exactly {DEFAULT_HEAD_LIMIT} bytes (the default total limit) is accepted, {how}.",
+        )
+        add(
+            f"head_over_limit{suffix}",
+            "invalid",
+            head_of(DEFAULT_HEAD_LIMIT + 1)[0] + b"\r\n",
+            Expected(431),
+            chunk,
+            f"A head one byte over the total limit gets 431, {how}.",
+        )
+    add(
+        "head_endless_fields",
+        "invalid",
+        b"GET / HTTP/1.1\r\n" + host + b"".join(b"X-%d: %s\r\n" % (n, b"w" * 8000) for n in range(13)),
+        Expected(431),
+        3000,
+        "~100 KB of headers in 13 fields of 8 KB (each under the field limit) is refused, not served.",
     )
 
     body = bytes(range(256)) * 1024  # 256 KiB, every byte value

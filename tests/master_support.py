@@ -21,7 +21,7 @@ from typing import Any
 
 from tests.support import ROOT, ServerProcess, palfrey_command
 
-READY_ALL = r"All (\d+) workers ready \(pids ([\d, ]+)\)"
+READY_ALL = r"(?:All )?(\d+) workers? ready \(pids? ([\d, ]+)\)"
 RESTARTED = r"Restart complete: every worker was replaced \(pids ([\d, ]+)\)"
 
 

@@ -213,8 +213,8 @@ def run_gunicorn(
         match = server.wait_for_line(r"Listening at: \w+://127\.0\.0\.1:(\d+)", timeout=15)
         server.port = int(match.group(1))
         server.url = f"{scheme}://127.0.0.1:{server.port}"
-        # A worker's "serving" line: "Palfrey running on" today, "Palfrey worker serving" on c-dropin.
-        server.wait_for_matches(r"Palfrey (?:running on|worker serving)", ready or workers or 1, timeout=15.0)
+        # Each worker logs "Palfrey worker serving (pid: N)" once it serves (palfrey.workers).
+        server.wait_for_matches(r"Palfrey worker serving", ready or workers or 1, timeout=15.0)
         yield server
     finally:
         stop(server, timeout=15)

@@ -62,7 +62,6 @@ def test_django_seed_views(interface: str, tmp_path) -> None:
 
 
 def test_starlette_app() -> None:
-    pytest.importorskip("starlette")
     with (
         run_server("starlette_app:app", "--app-dir", str(APPS)) as server,
         httpx.Client(base_url=server.url, timeout=10) as client,

@@ -29,7 +29,7 @@ def test_defaults_come_from_the_table() -> None:
             continue  # resolved from the environment, below
         assert getattr(config, option.name) == option.default, option.name
     assert config.workers == 1
-    assert config.forwarded_allow_ips == "127.0.0.1"
+    assert config.forwarded_allow_ips == "127.0.0.1,::1"  # uvicorn's default
     assert dict(config)["port"] == 8000
     assert config.values["host"] == "127.0.0.1"
 

@@ -267,5 +267,7 @@ def test_clear_message_without_gunicorn(monkeypatch: pytest.MonkeyPatch) -> None
     for name in ("gunicorn", "gunicorn.workers", "gunicorn.workers.base"):
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.delitem(sys.modules, "palfrey.workers", raising=False)
-    with pytest.raises(ImportError, match=r"pip install 'palfrey\[gunicorn\]'"):
+    with pytest.raises(
+        ImportError, match=r"pip install gunicorn \(or install palfrey with its gunicorn extra\)"
+    ):
         importlib.import_module("palfrey.workers")

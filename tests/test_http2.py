@@ -144,6 +144,29 @@ def test_curl(h2_server: ServerProcess, mode: str) -> None:
     assert not {"upgrade", "http2-settings", "connection"} & {name for name, _ in echoed["headers"]}
 
 
+@pytest.mark.skipif(CURL is None, reason="curl is not installed")
+def test_curl_upgrade_with_h11_parser() -> None:
+    with run_server(HTTP_APP, "--http2", "--http", "h11") as server:
+        result = subprocess.run(
+            [
+                str(CURL),
+                "-sS",
+                "--http2",
+                "--max-time",
+                "5",
+                "-w",
+                "\n%{http_version}",
+                "-d",
+                "h11 body",
+                server.url + "/echo",
+            ],
+            capture_output=True,
+            timeout=10,
+        )
+    body, _, version = result.stdout.rpartition(b"\n")
+    assert version == b"2" and json.loads(body)["body"] == "h11 body"
+
+
 def test_without_flag_nothing_changes(serve: object) -> None:
     with run_server(HTTP_APP) as server, h2c_client() as client:
         with pytest.raises(httpx.HTTPError):

@@ -156,3 +156,55 @@ def test_both_adapters_agree_on_more_inputs(name: str) -> None:
 def test_bare_lf_between_pipelined_requests_in_one_feed() -> None:
     data = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n"
     assert run(HttptoolsParser, data, None) == run(H11Parser, data, None)
+
+
+@pytest.mark.parametrize("parser_class", [HttptoolsParser, H11Parser])
+@pytest.mark.parametrize("step", [None, 1, 5, 4093])
+def test_total_head_limit_however_sliced(parser_class: type, step: int | None) -> None:
+    """A head of exactly Limits.head bytes is accepted and one byte more is 431, byte by byte too."""
+    limits = Limits(LIMIT_REQUEST_LINE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_FIELD_SIZE, head=3000)
+    prefix = b"GET / HTTP/1.1\r\nHost: x\r\n"
+    for extra, expected in ((0, None), (1, 431)):
+        value = b"v" * (3000 - len(prefix) - len(b"X-Pad: \r\n") + extra)
+        data = prefix + b"X-Pad: " + value + b"\r\n\r\n"
+        sink = Recorder()
+        parser = parser_class(sink, limits)
+        status = None
+        try:
+            for start in range(0, len(data), step or len(data)):
+                parser.feed(data[start : start + (step or len(data))])
+        except ParseError as exc:
+            status = exc.status
+        assert status == expected, (extra, step)
+        assert (sink.events[-1:] == [("end",)]) == (expected is None)
+
+
+@pytest.mark.parametrize("step", [None, 1, 700])
+def test_h11_max_incomplete_event_size_bounds_only_incomplete_heads(step: int | None) -> None:
+    """uvicorn's meaning: a 3 KB header that arrives whole is served with a 1024-byte limit; the same
+    head trickling in is bounded by it."""
+    data = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 3000 + b"\r\n\r\n"
+    sink = Recorder()
+    parser = H11Parser(sink, LIMITS, max_incomplete_event_size=1024)
+    try:
+        for start in range(0, len(data), step or len(data)):
+            parser.feed(data[start : start + (step or len(data))])
+    except ParseError as exc:
+        sink.events.append(("error", exc.status))
+    assert sink.events[-1] == (("end",) if step is None else ("error", 431))
+
+
+@pytest.mark.parametrize("parser_class", [HttptoolsParser, H11Parser])
+def test_head_limit_for_a_head_completed_by_the_feed_that_finishes_an_earlier_one(parser_class: type) -> None:
+    """The feed that completes a head begun earlier also brings a whole oversized head: still 431."""
+    limits = Limits(LIMIT_REQUEST_LINE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_FIELD_SIZE, head=3000)
+    second = b"GET /b HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"X-%d: %s\r\n" % (i, b"v" * 1000) for i in range(4)
+    )
+    sink = Recorder()
+    parser = parser_class(sink, limits)
+    with pytest.raises(ParseError) as info:
+        parser.feed(b"GET /a HTTP/1.1\r\nHo")
+        parser.feed(b"st: x\r\n\r\n" + second + b"\r\n")
+    assert info.value.status == 431
+    assert [event[0] for event in sink.events] == ["head", "end"]

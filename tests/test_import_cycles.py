@@ -141,14 +141,6 @@ def test_no_import_cycles() -> None:
     )
 
 
-# Test modules of branches in flight that still import helpers from another test module (the names
-# stay re-exported there until then). Removed when those branches land and import from
-# tests/support.py, tests/websocket_support.py or tests/conftest.py instead.
-KNOWN_TEST_MODULE_IMPORTS: dict[str, str] = {
-    "tests.test_dropin_parity": "c-dropin",  # from tests.test_server_programmatic
-}
-
-
 def test_test_modules_do_not_import_each_other() -> None:
     """Helpers shared by test modules live in support modules and conftest.py: importing from another
     `test_*` module couples the two and can collect its fixtures (or tests) twice."""
@@ -156,8 +148,6 @@ def test_test_modules_do_not_import_each_other() -> None:
     offenders = []
     for path in sorted(tests_dir.glob("test_*.py")):
         this = f"tests.{path.stem}"
-        if this in KNOWN_TEST_MODULE_IMPORTS:
-            continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = (
                 [node.module or ""]

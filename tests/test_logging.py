@@ -549,7 +549,7 @@ def test_yaml_without_pyyaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     path = tmp_path / "log.yml"
     path.write_text("version: 1\n")
     monkeypatch.setitem(sys.modules, "yaml", None)
-    with pytest.raises(RuntimeError, match=re.escape("palfrey[standard]")):
+    with pytest.raises(RuntimeError, match=re.escape("pip install pyyaml")):
         configure_logging(log_config=str(path), log_level=None, access_log=True, use_colors=None)
 
 

@@ -252,7 +252,7 @@ def test_crash_loop_of_ready_workers_backs_off_and_never_stops_the_master() -> N
     """Workers that die soon after becoming ready are replaced later and later; TERM still stops at once."""
     server = spawn(APP, "--workers", "2", "--port", "0", env={"WORKERS_APP_CRASH_AFTER_STARTUP": "1"})
     try:
-        deaths = wait_for_count(server, r"died unexpectedly \(signal SIGSEGV \(segmentation fault\)\)", 6)
+        deaths = wait_for_count(server, r"died unexpectedly \(signal SIGSEGV — segmentation fault\)", 6)
         delays = [float(m) for m in re.findall(r"replacing it in ([\d.]+)s", server.output())]
         assert delays and delays == sorted(delays) and delays[-1] >= 0.4, server.output()
         assert len(deaths) >= 6

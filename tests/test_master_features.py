@@ -41,6 +41,7 @@ def test_workers_auto_uses_the_cpus_this_process_may_use() -> None:
 def test_one_supervised_worker_is_recycled_without_a_gap() -> None:
     with run_server(APP, *QUIET, "--workers", "1", "--limit-max-requests", "5") as server:
         first = ready_pids(server)[0]
+        assert f"1 worker ready (pid {first})" in server.output()  # not "All 1 workers ready"
         for _ in range(5):
             assert request(server.port, "/pid")[:3:2] == (200, str(first).encode())
         wait_for_count(server, rf"Worker \(pid {first}\) served 5 requests \(limit 5\): recycling it", 1)

@@ -179,7 +179,10 @@ def test_missing_client_is_a_one_line_config_error(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(palfrey.metrics, "client_available", lambda: False)
     with pytest.raises(ConfigError) as info:
         Config("m:app", metrics=True)
-    assert str(info.value) == "--metrics: needs prometheus_client: pip install 'palfrey[metrics]'"
+    assert (
+        str(info.value)
+        == "--metrics: needs prometheus_client: pip install prometheus_client (or install palfrey with its metrics extra)"
+    )
     Config("m:app", metrics=False)  # only --metrics needs it
 
 

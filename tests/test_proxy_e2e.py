@@ -38,23 +38,28 @@ def scope_of(server: ServerProcess, headers: dict[str, str] | list[tuple[str, st
     return response.json()
 
 
+RFC7239 = ("--proxy-headers-family", "forwarded")
 XFF = {"x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https"}
 CASES = [
     # (server args, request headers, expected client, expected scheme)
     ((), XFF, ["203.0.113.7", 0], "https"),
-    ((), {"forwarded": 'for="203.0.113.9:4711";proto=https'}, ["203.0.113.9", 4711], "https"),
-    ((), {"forwarded": 'for="[2001:db8::1]:80";proto=http'}, ["2001:db8::1", 80], "http"),
+    (RFC7239, {"forwarded": 'for="203.0.113.9:4711";proto=https'}, ["203.0.113.9", 4711], "https"),
+    (RFC7239, {"forwarded": 'for="[2001:db8::1]:80";proto=http'}, ["2001:db8::1", 80], "http"),
+    # By default (as uvicorn) Forwarded is not read at all: a client's own cannot spoof anything.
+    ((), {"forwarded": "for=6.6.6.6;proto=https"}, ["127.0.0.1", None], "http"),
     ((), {"x-forwarded-proto": "HTTPS"}, ["127.0.0.1", None], "https"),
     # Only 127.0.0.1 is trusted: the right-most untrusted hop is the client.
     ((), {"x-forwarded-for": "198.51.100.1, 198.51.100.2"}, ["198.51.100.2", 0], "http"),
-    # Forwarded wins over X-Forwarded-*.
-    ((), {"forwarded": "for=192.0.2.60", "x-forwarded-for": "198.51.100.1"}, ["192.0.2.60", 0], "http"),
+    # One family is trusted, never both: X-Forwarded-* by default, Forwarded when opted in.
+    ((), {"forwarded": "for=192.0.2.60", "x-forwarded-for": "198.51.100.1"}, ["198.51.100.1", 0], "http"),
+    (RFC7239, {"forwarded": "for=192.0.2.60", "x-forwarded-for": "198.51.100.1"}, ["192.0.2.60", 0], "http"),
+    (RFC7239, XFF, ["127.0.0.1", None], "http"),
     # Anything but http/https/ws/wss leaves the scheme alone.
     ((), {"x-forwarded-proto": "gopher"}, ["127.0.0.1", None], "http"),
     (("--no-proxy-headers",), XFF, ["127.0.0.1", None], "http"),
     (("--forwarded-allow-ips", "10.0.0.1"), XFF, ["127.0.0.1", None], "http"),
     (
-        ("--forwarded-allow-ips", "10.0.0.1"),
+        ("--forwarded-allow-ips", "10.0.0.1", *RFC7239),
         {"forwarded": "for=1.2.3.4;proto=https"},
         ["127.0.0.1", None],
         "http",
@@ -120,3 +125,22 @@ def test_unix_socket_peers(tmp_path: Path, trusted: str, rewritten: bool) -> Non
         assert (body["client"], body["scheme"]) == (["203.0.113.7", 0], "https")
     else:
         assert (body["client"], body["scheme"]) == (None, "http")
+
+
+def _has_ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_ipv6_loopback_is_trusted_by_default() -> None:
+    """uvicorn's default trusted addresses are 127.0.0.1 and ::1; so are palfrey's."""
+    with run_server(APP, "--host", "::1") as server:
+        body = httpx.get(f"http://[::1]:{server.port}/who", headers=XFF, timeout=5).json()
+    assert (body["client"], body["scheme"]) == (["203.0.113.7", 0], "https")

@@ -23,10 +23,14 @@ def make_scope(
 def run(
     headers: list[tuple[bytes, bytes]],
     trusted: str | list[str] = "127.0.0.1",
+    family: str | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
+    """Apply the policy; the `Forwarded` parsing tests get the opt-in `forwarded` family by default."""
+    if family is None:
+        family = "forwarded" if any(name == b"forwarded" for name, _ in headers) else "x-forwarded"
     scope = make_scope(headers, **kwargs)
-    ProxyHeaders(TrustedHosts(trusted)).apply(scope)
+    ProxyHeaders(TrustedHosts(trusted), family).apply(scope)
     return scope
 
 
@@ -360,15 +364,50 @@ def test_forwarded_lenient_unquoted_forms() -> None:
     assert run([(b"forwarded", b"for=2001:db8::1")])["client"] == ("2001:db8::1", 0)
 
 
-def test_forwarded_wins_over_x_forwarded() -> None:
+def test_default_family_ignores_forwarded() -> None:
+    """nginx's usual config sets X-Forwarded-* and passes the client's own Forwarded through."""
+    headers = [
+        (b"forwarded", b"for=6.6.6.6;proto=https"),
+        (b"x-forwarded-for", b"198.51.100.1"),
+        (b"x-forwarded-proto", b"http"),
+    ]
+    scope = run(headers, family="x-forwarded")
+    assert scope["client"] == ("198.51.100.1", 0)
+    assert scope["scheme"] == "http"
+    only_forwarded = run([(b"forwarded", b"for=6.6.6.6;proto=https")], family="x-forwarded")
+    assert only_forwarded["client"] == PEER
+    assert only_forwarded["scheme"] == "http"
+
+
+def test_forwarded_family_ignores_x_forwarded() -> None:
     headers = [
         (b"x-forwarded-for", b"198.51.100.1"),
         (b"x-forwarded-proto", b"http"),
         (b"forwarded", b"for=203.0.113.9;proto=https"),
     ]
-    scope = run(headers)
+    scope = run(headers, family="forwarded")
     assert scope["client"] == ("203.0.113.9", 0)
     assert scope["scheme"] == "https"
+    only_xff = run([(b"x-forwarded-for", b"6.6.6.6"), (b"x-forwarded-proto", b"https")], family="forwarded")
+    assert only_xff["client"] == PEER
+    assert only_xff["scheme"] == "http"
+
+
+def test_host_and_port_headers_are_never_applied() -> None:
+    headers = [
+        (b"x-forwarded-for", b"198.51.100.1"),
+        (b"x-forwarded-host", b"evil"),
+        (b"x-forwarded-port", b"1"),
+    ]
+    scope = run(headers)
+    assert scope == make_scope(headers, client=("198.51.100.1", 0))
+    scope = run([(b"forwarded", b"for=198.51.100.1;host=evil")])
+    assert set(scope) == {"type", "scheme", "client", "headers"}
+
+
+def test_unknown_family_is_refused() -> None:
+    with pytest.raises(ValueError, match="x-forwarded, forwarded"):
+        ProxyHeaders(TrustedHosts("127.0.0.1"), "both")
 
 
 def test_forwarded_without_proto_does_not_borrow_xfp() -> None:
@@ -418,7 +457,7 @@ def test_middleware_http() -> None:
 
 
 def test_middleware_websocket() -> None:
-    middleware = ProxyHeadersMiddleware(_unused_app, trusted_hosts=["127.0.0.1"])
+    middleware = ProxyHeadersMiddleware(_unused_app, trusted_hosts=["127.0.0.1"], family="forwarded")
     scope = make_scope(
         [(b"forwarded", b'for="[2001:db8::1]:9";proto=https')], scope_type="websocket", scheme="ws"
     )

@@ -137,3 +137,47 @@ def test_bad_certificate_files_are_one_line(certs: Certs, tmp_path: Path, broken
     assert len(errors) == 1 and "TLS setup failed" in errors[0], output
     if broken.startswith("missing"):
         assert "nope.pem" in errors[0] or "nokey.pem" in errors[0], "the message names the file"
+
+
+def _tls12_client(certs: Certs, ciphers: str) -> ssl.SSLContext:
+    """A TLS 1.2-only client offering exactly `ciphers`: what an older or locked-down client sends."""
+    context = certs.client_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(ciphers)
+    return context
+
+
+def _negotiated(port: int, context: ssl.SSLContext) -> str:
+    import socket
+
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+        context.wrap_socket(sock, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert tls.recv(12).startswith(b"HTTP/1.1 200")
+        cipher = tls.cipher()
+        assert cipher is not None
+        return cipher[0]
+
+
+def test_default_ciphers_serve_a_tls12_aead_only_client(tls_server: ServerProcess, certs: Certs) -> None:
+    """The default is OpenSSL's (not uvicorn's old `TLSv1` list): an ECDHE-AES-GCM-only client connects."""
+    name = _negotiated(tls_server.port, _tls12_client(certs, "ECDHE+AESGCM"))
+    assert "GCM" in name and name.startswith("ECDHE")
+
+
+def test_default_ciphers_never_negotiate_cbc_sha1(tls_server: ServerProcess, certs: Certs) -> None:
+    """A TLS 1.2 client offering both gets AEAD; one offering only CBC/SHA-1 suites is refused."""
+    name = _negotiated(tls_server.port, _tls12_client(certs, "ECDHE+AESGCM:ECDHE+AES+SHA1:@SECLEVEL=0"))
+    assert "GCM" in name
+    with pytest.raises(ssl.SSLError):
+        _negotiated(tls_server.port, _tls12_client(certs, "ECDHE-RSA-AES128-SHA:AES128-SHA:@SECLEVEL=0"))
+
+
+def test_ssl_ciphers_still_overrides(certs: Certs) -> None:
+    args = ["--ssl-certfile", str(certs.cert_file), "--ssl-keyfile", str(certs.key_file)]
+    with run_server(APP, *args, "--ssl-ciphers", "ECDHE+CHACHA20") as server:
+        assert "CHACHA20" in _negotiated(server.port, _tls12_client(certs, "ECDHE+AESGCM:ECDHE+CHACHA20"))
+        with pytest.raises(ssl.SSLError):
+            _negotiated(server.port, _tls12_client(certs, "ECDHE+AESGCM"))

@@ -179,11 +179,20 @@ def test_proxy_headers_give_wss_and_the_client_address(http: str, ws: str) -> No
 
         forwarded = run(lambda: scenario({"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}))
         assert (forwarded["scheme"], forwarded["client"][0]) == ("wss", "203.0.113.7")
-        rfc7239 = run(lambda: scenario({"Forwarded": "for=198.51.100.2;proto=https"}))
-        assert (rfc7239["scheme"], rfc7239["client"][0]) == ("wss", "198.51.100.2")
+        ignored = run(lambda: scenario({"Forwarded": "for=198.51.100.2;proto=https"}))
+        assert (ignored["scheme"], ignored["client"][0]) == ("ws", "127.0.0.1"), "X-Forwarded-* by default"
         plain = run(lambda: scenario({}))
         assert plain["scheme"] == "ws"
         assert (plain["root_path"], plain["path"], plain["raw_path"]) == ("/api", "/api/scope", "/api/scope")
+    with run_server(APP, "--http", http, "--ws", ws, "--proxy-headers-family", "forwarded") as server:
+
+        async def opted_in() -> Any:
+            headers = {"Forwarded": "for=198.51.100.2;proto=https"}
+            async with client(ws_url(server, "/scope"), additional_headers=headers) as conn:
+                return json.loads(await conn.recv())
+
+        rfc7239 = run(opted_in)
+        assert (rfc7239["scheme"], rfc7239["client"][0]) == ("wss", "198.51.100.2")
 
 
 @pytest.mark.parametrize("http", ["httptools", "h11"])

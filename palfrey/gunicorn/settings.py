@@ -68,6 +68,11 @@ def palfrey_settings(cfg: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
         "limit_request_line": request_line_limit(cfg.limit_request_line),
         "limit_request_fields": request_fields_limit(cfg.limit_request_fields),
         "limit_request_field_size": field_size_limit(cfg.limit_request_field_size),
+        # gunicorn has no total head limit: palfrey's default, or more if one line could not fit.
+        "limit_request_head": max(
+            32768,
+            request_line_limit(cfg.limit_request_line) + field_size_limit(cfg.limit_request_field_size) + 4,
+        ),
         "proxy_headers": True,
         "forwarded_allow_ips": trusted_proxies(cfg),
         "root_path": setting(cfg, "root_path", "") or "",

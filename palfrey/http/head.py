@@ -8,6 +8,7 @@ rejected identically whichever parser read it (RFC 9112 §6.1, §6.3, §3.2).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Methods llhttp knows; both adapters answer 501 for any other well-formed token so they agree.
@@ -45,7 +46,8 @@ class Framing:
     length: int = 0
     keep_alive: bool = True
     expect_continue: bool = False
-    upgrade: bytes | None = None
+    upgrade: bytes | None = None  # a WebSocket (or CONNECT) upgrade: the parser stops after the head
+    ignored_upgrade: bool = False  # an upgrade palfrey does not take (h2c...): served as plain HTTP/1.1
     forwarded: bool = False  # a proxy header is present: only then is the proxy policy consulted
 
 
@@ -123,10 +125,15 @@ def check_head(method: bytes, version: str, headers: list[tuple[bytes, bytes]]) 
         framing.upgrade = None
     if method == b"CONNECT":
         framing.upgrade = b""
+    elif framing.upgrade is not None and b"websocket" not in framing.upgrade.lower():
+        # JDK HttpClient and Ktor send `Upgrade: h2c` on ordinary POSTs: an upgrade palfrey does not
+        # take is ignored (RFC 9110 §7.8), the request keeps its body and the connection its framing.
+        framing.upgrade = None
+        framing.ignored_upgrade = True  # llhttp still stops at the head: its adapter reads on itself
     if framing.upgrade is not None:
-        # llhttp stops at the end of an upgrade request's head and never reads its body; with no
-        # protocol to switch to, the request is served as plain HTTP without a body and the
-        # connection closes after the response, on both parsers.
+        # llhttp stops at the end of an upgrade request's head and never reads its body; a WebSocket
+        # handshake that is not taken is served as plain HTTP without a body and the connection
+        # closes after the response, on both parsers.
         framing.body = BODY_NONE
         framing.keep_alive = False
     if framing.body == BODY_NONE or version == "1.0":
@@ -175,6 +182,19 @@ def method_status(method: bytes) -> int:
     return 501 if len(method) <= MAX_UNKNOWN_METHOD and is_token(method) else 400
 
 
+# `method SP request-target SP HTTP-version` (RFC 9112 §3): judged before an unknown method is called
+# unimplemented, so "THIS IS NOT HTTP" is a malformed line (400), not an unknown method (501).
+_REQUEST_LINE = re.compile(rb"[" + re.escape(_TCHARS) + rb"]+ [\x21-\x7e\x80-\xff]+ HTTP/[0-9]\.[0-9]")
+
+
+def unknown_method_status(request_line: bytes) -> int:
+    """For a request line whose method is not served: 501 when the line is well-formed, else 400."""
+    method = request_line.partition(b" ")[0]
+    if _REQUEST_LINE.fullmatch(request_line) is None:
+        return 400
+    return method_status(method) or 400
+
+
 def check_method(method: bytes) -> None:
     status = method_status(method)
     if status:
@@ -187,9 +207,9 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
         # absolute-form (RFC 9112 §3.2.2): the path starts at the first '/' after the authority.
         rest = target.partition(b"://")[2]
         slash = rest.find(b"/")
-        query = rest.find(b"?")
-        if slash == -1 or (query != -1 and query < slash):
-            target = b"/" + (rest[query:] if query != -1 else b"")
+        mark = rest.find(b"?")
+        if slash == -1 or (mark != -1 and mark < slash):
+            target = b"/" + (rest[mark:] if mark != -1 else b"")
         else:
             target = rest[slash:]
     path, _, query = target.partition(b"?")

@@ -79,7 +79,7 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
         self.discard_input = False  # the parser failed or the last response is out: ignore bytes
         self.pending_error: ParseError | None = None
         self.client: tuple[str, int] | None = None
-        self.server: tuple[str, int] | None = None
+        self.server: tuple[str, int | None] | None = None
         self.scheme = "http"
         self.root_path = state.root_path
         self.requests = 0
@@ -95,7 +95,7 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
         if self.metrics is not None:
             self.metrics.connections += 1
         self.client = _address(transport.get_extra_info("peername"))
-        self.server = _address(transport.get_extra_info("sockname"))
+        self.server = _server_address(transport.get_extra_info("sockname"))
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
         self._set_deadline(_HEADER, state.timeout_request_header)
@@ -352,14 +352,21 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
         if self.metrics is not None and exc is not self.pending_error:  # a deferred error is counted once
             self.metrics.protocol_error(exc.status, exc.reason)
         broken = self.parsing
+        scope = None
         if broken is not None and broken.more_body:
+            scope = broken.scope
             self.parsing = None
             began = broken.abort_body()
             if broken is not self.cycle:
                 self.pipeline.remove(broken)  # queued, never started: the error answers it
             else:
                 if began:
-                    logger.warning("%s (%s)", _REASONS.get(exc.status, _REASONS[400]), exc.reason)
+                    logger.warning(
+                        "%s (%s) from %s",
+                        _REASONS.get(exc.status, _REASONS[400]),
+                        exc.reason,
+                        _client_text(self.client),
+                    )
                     self.discard_input = True
                     self._close()
                     return
@@ -371,12 +378,18 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
             return
         message = _REASONS.get(exc.status, _REASONS[400])
         if log:
-            logger.warning("%s (%s)", message, exc.reason)
+            logger.warning("%s (%s) from %s", message, exc.reason, _client_text(self.client))
         if not self.transport.is_closing():
-            self.transport.write(
-                error_response(exc.status, message, self.state.default_headers(False, False))
-            )
+            response = error_response(exc.status, message, self.state.default_headers(False, False))
+            self.transport.write(response)
+            access_log = self.state.access_log
+            if access_log is not None:  # in the access log like any response, request line or not
+                access_log.log(scope or self._unparsed_scope(), exc.status, [], len(response), 0)
             self.linger()
+
+    def _unparsed_scope(self) -> dict[str, Any]:
+        """What the access log needs for a request refused before its head was understood."""
+        return {"type": "http", "client": self.client, "method": "-", "raw_path": b"-", "headers": []}
 
     def linger(self) -> None:
         """Close after what was written, without losing it to a reset.
@@ -417,10 +430,23 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
             self.transport.close()
 
 
+def _client_text(client: tuple[str, int] | None) -> str:
+    from palfrey.logging.access import format_client_addr  # error path only
+
+    return format_client_addr(client)
+
+
 def _address(address: Any) -> tuple[str, int] | None:
     if isinstance(address, tuple) and len(address) >= 2:
         return (str(address[0]), int(address[1]))
     return None
+
+
+def _server_address(address: Any) -> tuple[str, int | None] | None:
+    """The scope's `server`: (host, port) for TCP, [path, None] for a unix socket as the ASGI spec says."""
+    if isinstance(address, str) and address:
+        return (address, None)
+    return _address(address)
 
 
 async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:

@@ -51,7 +51,7 @@ class H2Protocol(asyncio.Protocol):
         transport: Any,
         *,
         client: tuple[str, int] | None,
-        server: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
         scheme: str,
         max_streams: int,
     ) -> None:
@@ -84,7 +84,9 @@ class H2Protocol(asyncio.Protocol):
             client=False,
             initial_values={
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: min(limits.fields * limits.field_size, MAX_HEADER_LIST),
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: min(
+                    limits.fields * limits.field_size, MAX_HEADER_LIST
+                ),
                 h2.settings.SettingCodes.ENABLE_PUSH: 0,
             },
         )

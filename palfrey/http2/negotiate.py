@@ -31,7 +31,7 @@ def require_h2() -> None:
     try:
         import h2  # noqa: F401
     except ImportError:
-        raise ConfigError("--http2 needs the h2 package: pip install 'palfrey[http2]'") from None
+        raise ConfigError("--http2 needs the h2 package: pip install h2") from None
 
 
 def protocol_factory(state: ServerState, max_streams: int) -> Callable[[], asyncio.Protocol]:
@@ -47,7 +47,7 @@ class NegotiatingProtocol(HttpProtocol):
         self.max_streams = max_streams
         self.sniffing = True  # the first bytes may still be the HTTP/2 preface
         self.sniffed = b""
-        self.h2c: tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]], int] | None = None
+        self.h2c: tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]]] | None = None
         self.h2c_body = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -70,10 +70,10 @@ class NegotiatingProtocol(HttpProtocol):
                 return
             self.sniffing = False
             self.sniffed = b""
-        elif self.h2c is not None:
-            self._collect_upgrade_body(data)
-            return
         super().data_received(data)
+
+    # An h2c upgrade: the parser reads the request and its body as for any upgrade palfrey does
+    # not take (head.py's `ignored_upgrade`), and this protocol collects them instead of a cycle.
 
     def on_head(
         self,
@@ -84,44 +84,29 @@ class NegotiatingProtocol(HttpProtocol):
         framing: Framing,
     ) -> None:
         self.sniffing = False
-        if framing.upgrade is not None and self.scheme == "http":
-            settings = _h2c_settings(framing.upgrade, headers)
-            if settings is not None and self.cycle is None:
-                # framing.length is the Content-Length even where the head policy left the body
-                # to the protocol switched to; a chunked upgrading request stays HTTP/1.1.
-                self.h2c = (settings, method, target, headers, framing.length)
+        if self.discard_input:
+            return  # switched: bytes the parser still had belong to HTTP/2
+        if framing.ignored_upgrade and self.scheme == "http" and self.cycle is None:
+            settings = _h2c_settings(headers)
+            if settings is not None:
+                self.h2c = (settings, method, target, headers)
                 self.requests += 1
                 return
         super().on_head(method, target, version, headers, framing)
 
     def on_body(self, data: bytes) -> None:
         if self.h2c is not None:
-            self.h2c_body += data  # a parser that reads the upgrading request's body itself
-            return
-        super().on_body(data)
+            self.h2c_body += data
+        elif not self.discard_input:
+            super().on_body(data)
 
     def on_message_complete(self) -> None:
-        if self.h2c is None:
+        upgrade = self.h2c
+        if upgrade is not None:
+            self.h2c = None
+            self._switch(b"", upgrade=(*upgrade, bytes(self.h2c_body)))
+        elif not self.discard_input:
             super().on_message_complete()
-
-    def on_upgrade(self, rest: bytes) -> None:
-        if self.h2c is None:
-            super().on_upgrade(rest)
-            return
-        self._collect_upgrade_body(rest)
-
-    def _collect_upgrade_body(self, data: bytes) -> None:
-        """Read the upgrading request's body (Content-Length), then switch; the rest is HTTP/2."""
-        assert self.h2c is not None
-        settings, method, target, headers, length = self.h2c
-        missing = length - len(self.h2c_body)
-        if missing > 0:
-            self.h2c_body += data[:missing]
-            data = data[missing:]
-            if len(self.h2c_body) < length:
-                return
-        self.h2c = None
-        self._switch(data, upgrade=(settings, method, target, headers, bytes(self.h2c_body)))
 
     def _switch(
         self, data: bytes, upgrade: tuple[bytes, bytes, bytes, list[Any], bytes] | None = None
@@ -151,18 +136,15 @@ class NegotiatingProtocol(HttpProtocol):
             h2_protocol.start(data)
         else:
             h2_protocol.start_upgraded(*upgrade)
-            if data:
-                h2_protocol.data_received(data)
 
 
-def _h2c_settings(upgrade: bytes, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+def _h2c_settings(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     """The HTTP2-Settings value of an `Upgrade: h2c` request, or None if it is not one."""
-    if b"h2c" not in [token.strip() for token in upgrade.lower().split(b",")]:
-        return None
     settings = None
+    h2c = False
     for name, value in headers:
         if name == b"http2-settings":
             settings = value
-        elif name == b"transfer-encoding":
-            return None
-    return settings
+        elif name == b"upgrade":
+            h2c = h2c or b"h2c" in [token.strip() for token in value.lower().split(b",")]
+    return settings if h2c else None

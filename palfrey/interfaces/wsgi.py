@@ -163,6 +163,9 @@ class WSGIMiddleware:
             final = response.end()
         except BaseException as exc:
             error = exc
+        errors = self.base_environ["wsgi.errors"]
+        if errors.pending:  # an app that uses wsgi.errors: what this thread left unflushed, one record
+            errors.flush()
         close = getattr(result, "close", None)
         if close is None or type(result) is GeneratorType or error is not None:
             # Closing first lets the end of the response and "done" travel in one loop wake-up

@@ -91,10 +91,10 @@ def _add_cgi_variables(environ: dict[str, Any], scope: Mapping[str, Any]) -> Non
             environ[key] = environ[key] + separator + text
         else:
             environ[key] = text
-    if server:
+    if server and server[1] is not None:
         environ["SERVER_NAME"] = server[0]
         environ["SERVER_PORT"] = str(server[1]) if server[1] is not None else "80"
-    else:  # a unix socket: the Host header is the best name there is
+    else:  # a unix socket ([path, None]): the Host header is the best name there is
         host = environ.get("HTTP_HOST", "")
         name, colon, port = host.rpartition(":")
         if not (colon and port.isdigit()):
@@ -209,20 +209,33 @@ class InputStream:
 
 
 class ErrorStream:
-    """`wsgi.errors`: text written by the app goes to palfrey's error log, one record per line."""
+    """`wsgi.errors`: text written by the app goes to palfrey's error log, one record per flush.
 
-    __slots__ = ("_lock", "_partial")
+    Flask logs through a `StreamHandler` on this stream, which writes a whole record (a traceback is
+    30 lines) and flushes: that is one record here, not one per line. Text is buffered per thread (the
+    stream is shared by the pool's threads) and also flushed when the request ends or the buffer
+    passes `MAX_BUFFER`, so nothing written without a flush is lost or held for long.
+    """
+
+    __slots__ = ("_local", "pending")
+
+    MAX_BUFFER = 65536
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._partial = ""
+        self._local = threading.local()
+        self.pending = False  # the app ever wrote: only then does the end of a request flush
 
     def write(self, text: str) -> int:
-        with self._lock:
-            lines = (self._partial + text).split("\n")
-            self._partial = lines.pop()
-        for line in lines:
-            logger.error("%s", line)
+        local = self._local
+        buffer: list[str] | None = getattr(local, "buffer", None)
+        if buffer is None:
+            buffer = local.buffer = []
+            local.size = 0
+        buffer.append(text)
+        local.size += len(text)
+        self.pending = True
+        if local.size > self.MAX_BUFFER:
+            self.flush()
         return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -230,10 +243,16 @@ class ErrorStream:
             self.write(line)
 
     def flush(self) -> None:
-        with self._lock:
-            partial, self._partial = self._partial, ""
-        if partial:
-            logger.error("%s", partial)
+        local = self._local
+        buffer: list[str] | None = getattr(local, "buffer", None)
+        if not buffer:
+            return
+        text = "".join(buffer)
+        buffer.clear()
+        local.size = 0
+        text = text[:-1] if text.endswith("\n") else text
+        if text:
+            logger.error("%s", text)
 
 
 class FileWrapper:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
-MISSING_CLIENT = "needs prometheus_client: pip install 'palfrey[metrics]'"
+MISSING_CLIENT = (
+    "needs prometheus_client: pip install prometheus_client (or install palfrey with its metrics extra)"
+)
 
 
 def client_available() -> bool:

@@ -21,10 +21,12 @@ Behaviour worth documenting (the user docs mirror this list):
   proxy). With ``X-Forwarded-Proto`` the entry at the chosen hop's position is used when it has exactly as
   many entries as ``X-Forwarded-For``, otherwise the right-most entry. Any other value leaves the scheme
   unchanged.
-* Precedence: if any ``Forwarded`` header line is present, ``X-Forwarded-For``/``X-Forwarded-Proto`` are
-  ignored entirely, even when ``Forwarded`` turns out to be malformed: falling back would let a client
-  choose which header set is believed by smuggling in a broken ``Forwarded``. Consequently a proxy that
-  only sets ``X-Forwarded-*`` must strip any ``Forwarded`` header sent by clients.
+* Families: one family of headers is trusted, never both. By default that is ``X-Forwarded-For`` and
+  ``X-Forwarded-Proto`` (what uvicorn reads and nginx's usual config sets); RFC 7239 ``Forwarded`` is
+  ignored then, so a client's own ``Forwarded`` passed through by an unchanged proxy cannot spoof the
+  client or the scheme. With the ``forwarded`` family only ``Forwarded`` is read and ``X-Forwarded-*``
+  are ignored. ``X-Forwarded-Host``/``X-Forwarded-Port`` and ``Forwarded: host=`` are never applied:
+  the app sees the request's own ``Host`` and ``scope["server"]`` stays the listening socket.
 * Repeated header lines are joined with commas in order. Malformed headers never raise; they are ignored.
 * Leniency in ``Forwarded``: optional whitespace around ``;``, ``,`` and ``=`` and unquoted values
   containing ``:``, ``[`` or ``]`` (e.g. ``for=192.0.2.1:8080``, ``for=[2001:db8::1]``) are accepted, as
@@ -49,6 +51,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+FAMILIES = ("x-forwarded", "forwarded")
 _ENTRY_HINT = "expected an IP address, a CIDR network, '*' or 'unix:'"
 
 # RFC 7230 token characters; unquoted values additionally allow ":[]" because proxies often forget to quote.
@@ -141,10 +144,15 @@ class TrustedHosts:
 class ProxyHeaders:
     """Applied by the protocol once per request, in place, before the app sees the scope."""
 
-    __slots__ = ("_trusted",)
+    __slots__ = ("_rfc7239", "_trusted")
 
-    def __init__(self, trusted: TrustedHosts) -> None:
+    def __init__(self, trusted: TrustedHosts, family: str = "x-forwarded") -> None:
+        if family not in FAMILIES:
+            raise ValueError(
+                f"invalid proxy headers family {family!r}: expected one of {', '.join(FAMILIES)}"
+            )
         self._trusted = trusted
+        self._rfc7239 = family == "forwarded"
 
     def apply(self, scope: Scope) -> None:
         """Rewrite ``scope["client"]``/``scope["scheme"]`` from forwarding headers sent by a trusted peer."""
@@ -158,15 +166,20 @@ class ProxyHeaders:
         Returns None when nothing changes; otherwise at least one member of the pair is not None.
         """
         forwarded = forwarded_for = forwarded_proto = None
-        for name, value in scope.get("headers", ()):
-            if name == b"forwarded":
-                forwarded = value if forwarded is None else forwarded + b"," + value
-            elif name == b"x-forwarded-for":
-                forwarded_for = value if forwarded_for is None else forwarded_for + b"," + value
-            elif name == b"x-forwarded-proto":
-                forwarded_proto = value if forwarded_proto is None else forwarded_proto + b"," + value
-        if forwarded is None and forwarded_for is None and forwarded_proto is None:
-            return None
+        if self._rfc7239:
+            for name, value in scope.get("headers", ()):
+                if name == b"forwarded":
+                    forwarded = value if forwarded is None else forwarded + b"," + value
+            if forwarded is None:
+                return None
+        else:
+            for name, value in scope.get("headers", ()):
+                if name == b"x-forwarded-for":
+                    forwarded_for = value if forwarded_for is None else forwarded_for + b"," + value
+                elif name == b"x-forwarded-proto":
+                    forwarded_proto = value if forwarded_proto is None else forwarded_proto + b"," + value
+            if forwarded_for is None and forwarded_proto is None:
+                return None
         peer = scope.get("client")
         if (peer[0] if peer else None) not in self._trusted:
             return None
@@ -220,10 +233,15 @@ class ProxyHeaders:
 class ProxyHeadersMiddleware:
     """ASGI 3 wrapper for users who assemble their own stack instead of relying on ``--proxy-headers``."""
 
-    def __init__(self, app: ASGIApp, trusted_hosts: str | list[str] | tuple[str, ...] = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        trusted_hosts: str | list[str] | tuple[str, ...] = "127.0.0.1",
+        family: str = "x-forwarded",
+    ) -> None:
         self.app = app
         self.trusted_hosts = TrustedHosts(trusted_hosts)
-        self._proxy_headers = ProxyHeaders(self.trusted_hosts)
+        self._proxy_headers = ProxyHeaders(self.trusted_hosts, family)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass a rewritten copy of http/websocket scopes on; the caller's scope is never mutated."""

@@ -80,7 +80,9 @@ def new_event_loop(name: str) -> asyncio.AbstractEventLoop:
             import uvloop
         except ImportError:
             if name == "uvloop":
-                raise ConfigError("--loop uvloop needs uvloop: pip install 'palfrey[standard]'") from None
+                raise ConfigError(
+                    "--loop uvloop needs uvloop: pip install uvloop (or install palfrey with its standard extra)"
+                ) from None
         else:
             return uvloop.new_event_loop()
     return asyncio.SelectorEventLoop() if os.name != "nt" else asyncio.new_event_loop()
@@ -189,10 +191,15 @@ class Server:
             await lifespan.shutdown()
             return EXIT_OK
 
+        protocol = HttpProtocol
+        from palfrey.logging.trace import TracingHttpProtocol, trace_enabled
+
+        if trace_enabled():  # connection open/close at TRACE, decided once (as ServerState decided)
+            protocol = TracingHttpProtocol
         metrics = state.metrics
 
         def protocol_factory() -> asyncio.Protocol:
-            return HttpProtocol(state)
+            return protocol(state)
 
         if config.http2:
             from palfrey.http2.negotiate import protocol_factory as http2_factory

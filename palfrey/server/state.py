@@ -45,9 +45,12 @@ class ServerState:
 
     def __init__(self, config: Config, app: Callable[..., Any], loop: asyncio.AbstractEventLoop) -> None:
         from palfrey.logging import AccessLog
+
+        # --log-level trace: every ASGI message is logged by a wrapper, so the hot path never tests for it.
+        from palfrey.logging.trace import MessageLogger, trace_enabled
         from palfrey.middleware.proxy_headers import ProxyHeaders, TrustedHosts
 
-        self.app = app
+        self.app = MessageLogger(app) if trace_enabled() else app  # no attribute: see the 30-key note
         self.loop = loop
         self.connections: set[Any] = set()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -76,13 +79,18 @@ class ServerState:
             request_line=config.limit_request_line,
             fields=config.limit_request_fields,
             field_size=config.limit_request_field_size,
+            head=config.limit_request_head,
         )
         self.parser_name = resolve_http(config.http)
         # WebSocket settings, or None (--ws none, or no engine installed): upgrades are plain HTTP.
         self.ws = websocket_settings(config)
         self.restarting = False  # set by a draining worker: WebSockets close with 1012, not 1001
         self.h11_max_incomplete_event_size = config.h11_max_incomplete_event_size
-        self.proxy = ProxyHeaders(TrustedHosts(config.forwarded_allow_ips)) if config.proxy_headers else None
+        self.proxy = (
+            ProxyHeaders(TrustedHosts(config.forwarded_allow_ips), config.proxy_headers_family)
+            if config.proxy_headers
+            else None
+        )
         access_log = AccessLog(config.access_log_format) if config.access_log else None
         self.access_log = access_log if access_log is not None and access_log.enabled else None
         # Request tasks start from a copy of this: the server's context at startup, or an empty one

@@ -32,8 +32,8 @@ BOOT_LIMIT = 5  # ... and this many workers dying before they were ever ready st
 # own copy is on its way; wait this long for it before forking a replacement.
 OUTSIDE_STOP_GRACE = 0.5
 _HINTS: dict[int, str] = {
-    signal.SIGKILL: " (killed by SIGKILL — out of memory?)",
-    signal.SIGSEGV: " (segmentation fault)",
+    signal.SIGKILL: " — out of memory?",
+    signal.SIGSEGV: " — segmentation fault",
 }
 _OUTSIDE_STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 

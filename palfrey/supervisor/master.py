@@ -477,7 +477,10 @@ class Master:
     def _log_all_ready(self) -> None:
         ready, settled, pids = readiness(list(self.workers.values()), self.target, self.generation)
         if ready and not self.all_ready:
-            logger.info("All %d workers ready (pids %s)", self.target, pids)
+            if self.target == 1:
+                logger.info("1 worker ready (pid %s)", pids)
+            else:
+                logger.info("All %d workers ready (pids %s)", self.target, pids)
         self.all_ready = ready
         if settled and self.restarting:
             self.restarting = False

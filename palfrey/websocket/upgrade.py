@@ -26,7 +26,7 @@ class UpgradingConnection(Protocol):
     pipeline: Any  # requests waiting behind it
     root_path: str
     scheme: str
-    server: tuple[str, int] | None
+    server: tuple[str, int | None] | None  # [path, None] on a unix socket (ASGI spec)
     client: tuple[str, int] | None
 
 
