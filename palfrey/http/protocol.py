@@ -38,6 +38,7 @@ from palfrey.http.head import BODY_NONE, Framing, ParseError, split_target
 from palfrey.http.response import error_response
 
 if TYPE_CHECKING:
+    from palfrey.http2.negotiate import Http2Options
     from palfrey.server.state import ServerState
 
 logger = logging.getLogger("palfrey.error")
@@ -56,6 +57,11 @@ _REASONS = {
 
 class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
     """One client connection."""
+
+    # With --http2, the negotiator (http2/negotiate.py) sets this per connection: an `Upgrade: h2c`
+    # request then switches the connection to HTTP/2. A class attribute, so without --http2 no
+    # instance carries it.
+    h2c: Http2Options | None = None
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
@@ -153,6 +159,11 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
         self.requests += 1
         if self.deadline_kind == _DRAIN:
             self._clear_deadline()  # the request is served (with Connection: close)
+        if framing.ignored_upgrade and self.h2c is not None:
+            from palfrey.http2.negotiate import take_h2c
+
+            if take_h2c(self, method, target, headers):
+                return  # read on; the request becomes HTTP/2 stream 1 once its body is in
         if target[:1] == b"/":  # origin form, nearly every request: no call
             raw_path, _, query_string = target.partition(b"?")
         else:

@@ -5,25 +5,29 @@ client connection preface `PRI * HTTP/2.0` as the first bytes of a cleartext con
 knowledge"), and an HTTP/1.1 request with `Upgrade: h2c` and `HTTP2-Settings` (RFC 7540 §3.2),
 answered as stream 1 after `101 Switching Protocols`.
 
-This subclass of the HTTP/1.1 protocol is used only when --http2 is on, so without it the
-HTTP/1.1 hot path is exactly what it was; with it, an HTTP/1.1 connection pays one attribute test
-per `data_received` until its first request is parsed.
+`Negotiator` is the transport's protocol only until the first bytes arrive: it creates the HTTP/1.1
+protocol at once (so the connection is counted, drained and under the header deadline as always)
+and then hands the transport to it, or to an HTTP/2 connection. So an HTTP/1.1 connection on a
+server with --http2 runs the plain `HttpProtocol` for every request; the only per-request cost is
+the `framing.ignored_upgrade` test HttpProtocol.on_head makes anyway for the h2c case.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from palfrey.errors import ConfigError
-from palfrey.http.head import Framing
 from palfrey.http.protocol import HttpProtocol
 
 if TYPE_CHECKING:
+    from palfrey.http.cycle import RequestCycle
     from palfrey.server.state import ServerState
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2C_BODY_LIMIT = 1024 * 1024  # an upgrading request's body is held in memory: past this, 413
 
 
 def require_h2() -> None:
@@ -34,112 +38,135 @@ def require_h2() -> None:
         raise ConfigError("--http2 needs the h2 package: pip install h2") from None
 
 
-def protocol_factory(state: ServerState, max_streams: int) -> Callable[[], asyncio.Protocol]:
-    """The accept loop's protocol factory with --http2 on."""
-    return lambda: NegotiatingProtocol(state, max_streams)
+@dataclass(frozen=True, slots=True)
+class Http2Options:
+    """The HTTP/2 settings of one server, shared by its connections."""
+
+    max_streams: int
 
 
-class NegotiatingProtocol(HttpProtocol):
-    """An HTTP/1.1 connection that hands itself over to HTTP/2 when the client asks for it."""
+def protocol_factory(
+    state: ServerState, max_streams: int, http1: Callable[[ServerState], HttpProtocol] = HttpProtocol
+) -> Callable[[], asyncio.Protocol]:
+    """The accept loop's protocol factory with --http2 on (`http1`: the HTTP/1.1 protocol class)."""
+    options = Http2Options(max_streams)
+    return lambda: Negotiator(http1(state), options)
 
-    def __init__(self, state: ServerState, max_streams: int) -> None:
-        super().__init__(state)
-        self.max_streams = max_streams
-        self.sniffing = True  # the first bytes may still be the HTTP/2 preface
-        self.sniffed = b""
-        self.h2c: tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]]] | None = None
-        self.h2c_body = bytearray()
+
+class Negotiator(asyncio.Protocol):
+    """A connection's protocol until its first bytes (or its TLS handshake) say which HTTP it speaks."""
+
+    __slots__ = ("http1", "options", "sniffed", "transport")
+
+    def __init__(self, http1: HttpProtocol, options: Http2Options) -> None:
+        self.http1 = http1
+        self.options = options
+        self.sniffed = b""  # the first bytes while they may still be a split preface
+        self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
+        self.transport = cast("asyncio.Transport", transport)
+        http1 = self.http1
+        http1.connection_made(transport)
+        http1.h2c = self.options  # an `Upgrade: h2c` request may switch later
         ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            self.sniffing = False  # over TLS only ALPN selects HTTP/2
+        if ssl_object is not None:  # over TLS only ALPN selects HTTP/2
             if ssl_object.selected_alpn_protocol() == "h2":
-                self._switch(b"")
+                switch_to_h2(http1, b"", self.options)
+            else:
+                self.transport.set_protocol(http1)
 
     def data_received(self, data: bytes) -> None:
-        if self.sniffing:
+        if self.sniffed:
             data = self.sniffed + data
-            if PREFACE.startswith(data[:24]):
-                if len(data) < 24:
-                    self.sniffed = data  # a preface split across reads
-                    return
-                self.sniffing = False
-                self._switch(data)
+        if PREFACE.startswith(data[:24]):
+            if len(data) < 24:
+                self.sniffed = data  # a preface split across reads
                 return
-            self.sniffing = False
-            self.sniffed = b""
-        super().data_received(data)
+            switch_to_h2(self.http1, data, self.options)
+            return
+        assert self.transport is not None
+        self.transport.set_protocol(self.http1)
+        self.http1.data_received(data)
 
-    # An h2c upgrade: the parser reads the request and its body as for any upgrade palfrey does
-    # not take (head.py's `ignored_upgrade`), and this protocol collects them instead of a cycle.
+    # Until the first bytes, everything else is the HTTP/1.1 protocol's business.
 
-    def on_head(
+    def eof_received(self) -> bool | None:
+        return self.http1.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.http1.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.http1.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.http1.resume_writing()
+
+
+class H2cRequest:
+    """An `Upgrade: h2c` request whose body is being read: it becomes stream 1 once complete.
+
+    It stands in for the request cycle on the HTTP/1.1 protocol (as `cycle` and `parsing`), so the
+    parser's body and end-of-message calls, a disconnect or a broken body reach it as they would a
+    cycle; only the methods HttpProtocol calls on those paths exist.
+    """
+
+    __slots__ = ("body", "headers", "method", "more_body", "options", "protocol", "settings", "target")
+
+    response_complete = False
+
+    def __init__(
         self,
+        protocol: HttpProtocol,
+        options: Http2Options,
+        settings: bytes,
         method: bytes,
         target: bytes,
-        version: str,
         headers: list[tuple[bytes, bytes]],
-        framing: Framing,
     ) -> None:
-        self.sniffing = False
-        if self.discard_input:
-            return  # switched: bytes the parser still had belong to HTTP/2
-        if framing.ignored_upgrade and self.scheme == "http" and self.cycle is None:
-            settings = _h2c_settings(headers)
-            if settings is not None:
-                self.h2c = (settings, method, target, headers)
-                self.requests += 1
-                return
-        super().on_head(method, target, version, headers, framing)
+        self.protocol = protocol
+        self.options = options
+        self.settings = settings
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.body: bytearray | None = bytearray()  # None: over H2C_BODY_LIMIT (read and dropped)
+        self.more_body = True
 
-    def on_body(self, data: bytes) -> None:
-        if self.h2c is not None:
-            self.h2c_body += data
-        elif not self.discard_input:
-            super().on_body(data)
+    def feed_body(self, data: bytes) -> None:
+        body = self.body
+        if body is not None:
+            body += data
+            if len(body) > H2C_BODY_LIMIT:
+                self.body = None
 
-    def on_message_complete(self) -> None:
-        upgrade = self.h2c
-        if upgrade is not None:
-            self.h2c = None
-            self._switch(b"", upgrade=(*upgrade, bytes(self.h2c_body)))
-        elif not self.discard_input:
-            super().on_message_complete()
+    def end_body(self) -> None:
+        self.more_body = False
+        protocol = self.protocol
+        if self.body is None:
+            from palfrey.http.head import ParseError
 
-    def _switch(
-        self, data: bytes, upgrade: tuple[bytes, bytes, bytes, list[Any], bytes] | None = None
-    ) -> None:
-        """Hand the transport to an HTTP/2 connection; this HTTP/1.1 protocol is done with it."""
-        from palfrey.http2.connection import H2Protocol
+            protocol.cycle = protocol.parsing = None
+            protocol._reject(ParseError(413, "h2c upgrade request body too large"))
+            return
+        switch_to_h2(protocol, b"", self.options, upgrade=self)
 
-        state = self.state
-        state.connections.discard(self)
-        self.last_request = True
-        self.discard_input = True
-        self.deadline = float("inf")
-        transport = self.transport
-        h2_protocol = H2Protocol(
-            state,
-            transport,
-            client=self.client,
-            server=self.server,
-            scheme=self.scheme,
-            max_streams=self.max_streams,
-        )
-        transport.set_protocol(h2_protocol)
-        if self.read_paused:
-            self.read_paused = False
-            transport.resume_reading()
-        if upgrade is None:
-            h2_protocol.start(data)
-        else:
-            h2_protocol.start_upgraded(*upgrade)
+    def disconnect(self) -> None:
+        self.more_body = False
+
+    def abort_body(self) -> bool:
+        self.more_body = False
+        return False  # nothing was written: the connection's error response answers
 
 
-def _h2c_settings(headers: list[tuple[bytes, bytes]]) -> bytes | None:
-    """The HTTP2-Settings value of an `Upgrade: h2c` request, or None if it is not one."""
+def take_h2c(
+    protocol: HttpProtocol, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]
+) -> bool:
+    """Called by HttpProtocol.on_head for an ignored upgrade when --http2 is on: is it h2c?"""
+    options = protocol.h2c
+    if options is None or protocol.scheme != "http" or protocol.cycle is not None:
+        return False
     settings = None
     h2c = False
     for name, value in headers:
@@ -147,4 +174,42 @@ def _h2c_settings(headers: list[tuple[bytes, bytes]]) -> bytes | None:
             settings = value
         elif name == b"upgrade":
             h2c = h2c or b"h2c" in [token.strip() for token in value.lower().split(b",")]
-    return settings if h2c else None
+    if settings is None or not h2c:
+        return False
+    request = cast("RequestCycle", H2cRequest(protocol, options, settings, method, target, headers))
+    protocol.cycle = protocol.parsing = request
+    return True
+
+
+def switch_to_h2(
+    http1: HttpProtocol, data: bytes, options: Http2Options, upgrade: H2cRequest | None = None
+) -> None:
+    """Hand the transport to an HTTP/2 connection; the HTTP/1.1 protocol is done with it."""
+    from palfrey.http2.connection import H2Protocol
+
+    state = http1.state
+    state.connections.discard(http1)
+    http1.last_request = True
+    http1.discard_input = True
+    http1.deadline = float("inf")
+    http1.cycle = http1.parsing = None
+    transport = http1.transport
+    h2_protocol = H2Protocol(
+        state,
+        transport,
+        client=http1.client,
+        server=http1.server,
+        scheme=http1.scheme,
+        max_streams=options.max_streams,
+    )
+    transport.set_protocol(h2_protocol)
+    if http1.read_paused:
+        http1.read_paused = False
+        transport.resume_reading()
+    if upgrade is None:
+        h2_protocol.start(data)
+    else:
+        assert upgrade.body is not None
+        h2_protocol.start_upgraded(
+            upgrade.settings, upgrade.method, upgrade.target, upgrade.headers, bytes(upgrade.body)
+        )

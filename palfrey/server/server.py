@@ -204,7 +204,7 @@ class Server:
         if config.http2:
             from palfrey.http2.negotiate import protocol_factory as http2_factory
 
-            protocol_factory = http2_factory(state, config.http2_max_concurrent_streams)
+            protocol_factory = http2_factory(state, config.http2_max_concurrent_streams, protocol)
         self._acceptor = Acceptor(
             loop,
             self.sockets,
