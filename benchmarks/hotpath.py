@@ -79,7 +79,8 @@ async def run(count: int, kind: str, http: str, http2: bool = False) -> None:
     protocol = HttpProtocol(state)
     transport = _Transport()
     if http2:  # HTTP/1.1 requests on a server started with --http2: the negotiator goes first
-        from palfrey.http2.negotiate import Http2Options, Negotiator
+        from palfrey.http2.h2c import Http2Options
+        from palfrey.http2.negotiate import Negotiator
 
         negotiator = Negotiator(protocol, Http2Options(100))
         negotiator.connection_made(transport)  # type: ignore[arg-type]

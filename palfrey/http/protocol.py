@@ -38,7 +38,7 @@ from palfrey.http.head import BODY_NONE, Framing, ParseError, split_target
 from palfrey.http.response import error_response
 
 if TYPE_CHECKING:
-    from palfrey.http2.negotiate import Http2Options
+    from palfrey.http2.h2c import Http2Options
     from palfrey.server.state import ServerState
 
 logger = logging.getLogger("palfrey.error")
@@ -160,7 +160,7 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
         if self.deadline_kind == _DRAIN:
             self._clear_deadline()  # the request is served (with Connection: close)
         if framing.ignored_upgrade and self.h2c is not None:
-            from palfrey.http2.negotiate import take_h2c
+            from palfrey.http2.h2c import take_h2c
 
             if take_h2c(self, method, target, headers):
                 return  # read on; the request becomes HTTP/2 stream 1 once its body is in

@@ -26,7 +26,6 @@ import h2.settings
 from hyperframe.frame import GoAwayFrame
 
 from palfrey.http.deadlines import INF
-from palfrey.http.protocol import LINGER
 from palfrey.http2.stream import CONNECTION_SPECIFIC, H2Cycle, H2Stream
 
 if TYPE_CHECKING:
@@ -39,7 +38,8 @@ FLOOD_WINDOW = 10.0  # seconds over which resets and control frames are counted
 RESETS_PER_STREAM_LIMIT = 2  # client resets allowed per FLOOD_WINDOW, times the stream limit
 CONTROL_FRAME_LIMIT = 1000  # PING, SETTINGS and empty DATA frames allowed per FLOOD_WINDOW
 MAX_HEADER_LIST = 65536  # decoded header bytes per request at most (h2's default), whatever the head limits
-CONNECTION_WINDOW = 16 * 1024 * 1024  # so one stream holding its credit never blocks the others
+CONNECTION_WINDOW = 16 * 1024 * 1024
+LINGER = 2.0  # seconds input is read and dropped after a GOAWAY before closing (as HTTP/1.1 lingers)  # so one stream holding its credit never blocks the others
 
 
 class H2Protocol(asyncio.Protocol):
