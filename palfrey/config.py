@@ -142,6 +142,10 @@ class Config:
     limit_request_body_rate: int
     limit_request_body_rate_grace: float
     timeout_send: float
+    limit_request_body: int | None
+    timeout_request: float | None
+    health_bind: str | None
+    shutdown_delay: float
     ssl_keyfile: str | None
     ssl_certfile: str | None
     ssl_keyfile_password: str | None

@@ -533,6 +533,48 @@ OPTIONS: tuple[Option, ...] = (
         "while the server has data waiting to be written (the app's send() gets the disconnect).",
         minimum=0.01,
     ),
+    # Running at scale (docs/deployment.md).
+    Option(
+        "limit_request_body",
+        INT,
+        None,
+        "Largest request body accepted, in bytes: a larger Content-Length is answered 413 before the "
+        "app runs; a chunked body that grows past it gets 413 (or, once the response has begun, the "
+        "connection closes) and the app receives http.disconnect. Unset: no limit.",
+        nullable=True,
+        minimum=0,
+        metavar="BYTES",
+    ),
+    Option(
+        "timeout_request",
+        FLOAT,
+        None,
+        "Seconds an app may take to start its response (send http.response.start); later, the "
+        "client gets 504, the app task is cancelled, and the timeout is logged and counted. Checked "
+        "by the quarter-second deadline sweep. Unset: no limit.",
+        nullable=True,
+        minimum=0.01,
+    ),
+    Option(
+        "health_bind",
+        STR,
+        None,
+        "HOST:PORT of a listener answering GET /livez (200 while the master's, or the single "
+        "process's, loop turns) and GET /readyz (200 when a worker is ready and the server is not "
+        "shutting down or in --shutdown-delay; else 503 and a one-line reason). The same address as "
+        "--metrics-bind serves all three paths on one listener.",
+        nullable=True,
+        metavar="HOST:PORT",
+        check=_metrics_bind,
+    ),
+    Option(
+        "shutdown_delay",
+        FLOAT,
+        0,
+        "On SIGTERM, answer /readyz with 503 at once but keep accepting and serving for this many "
+        "seconds (for a load balancer to stop sending), then shut down gracefully.",
+        minimum=0,
+    ),
     # TLS.
     Option("ssl_keyfile", STR, None, "SSL key file.", nullable=True, metavar="PATH"),
     Option("ssl_certfile", STR, None, "SSL certificate file.", nullable=True, metavar="PATH"),

@@ -45,6 +45,7 @@ def sample(option: Option, tmp_path: Path) -> tuple[list[str], Any]:
         "ws_per_message_deflate": (["--ws-per-message-deflate", "false"], False),
         "ws_deflate_window_bits": (["--ws-deflate-window-bits", "10"], 10),
         "metrics_bind": (["--metrics-bind", "0.0.0.0:9100"], "0.0.0.0:9100"),
+        "health_bind": (["--health-bind", "0.0.0.0:8081"], "0.0.0.0:8081"),
     }
     if option.name in special:
         return special[option.name]

@@ -5,7 +5,8 @@ fresh connection during a drain, send), so no timer is scheduled per request: th
 `deadline` with the clock every 0.25 s and calls `check_deadline` only when it has passed. The send
 deadline (--timeout-send) starts when the transport's buffer fills; when another deadline is active
 it waits behind it (`send_deadline`) and takes over once that one is handled. The body deadline is
-the earlier of the gap since the last chunk and the request-body rate floor.
+the earlier of the gap since the last chunk and the request-body rate floor. The request deadline
+(--timeout-request) is the cycle's own (`RequestCycle.check_timeout`), stamped by the same sweep.
 
 `DeadlineSweep` is a mixin of `HttpProtocol` (protocol.py): what it acts with (`_reject`, `_close`,
 the parser) lives there.
@@ -111,6 +112,14 @@ class DeadlineSweep:
             if floor < deadline:
                 deadline = floor
         self.deadline = deadline
+
+    def check_request_timeout(self, now: float, timeout: float) -> None:
+        """--timeout-request, from the server's sweep (only when the option is set): the request
+        being answered times out if its app has not started the response in time. The deadline
+        lives in the cycle, so an HTTP/2 stream's cycles are timed out the same way."""
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.check_timeout(now, timeout)
 
     def check_deadline(self, now: float) -> None:
         """Called by the server's sweep; acts when this connection's deadline has passed."""

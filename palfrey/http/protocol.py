@@ -22,7 +22,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from palfrey.http.cycle import RequestCycle
+from palfrey.http.cycle import LimitedCycle, RequestCycle
 from palfrey.http.deadlines import (
     _BODY,
     _DRAIN,
@@ -34,7 +34,7 @@ from palfrey.http.deadlines import (
     DeadlineSweep,
 )
 from palfrey.http.flow import WriteFlow
-from palfrey.http.head import BODY_NONE, Framing, ParseError, split_target
+from palfrey.http.head import BODY_CHUNKED, BODY_NONE, Framing, ParseError, split_target
 from palfrey.http.response import error_response
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ _ASGI = {"version": "3.0", "spec_version": "2.4"}
 _REASONS = {
     400: "Invalid HTTP request received.",
     408: "Request timeout.",
+    413: "Request body too large.",
     414: "Request line too long.",
     431: "Request header fields too large.",
     501: "Method not implemented.",
@@ -134,7 +135,7 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
         try:
             self.parser.feed(data)
         except ParseError as exc:
-            self._reject(exc)
+            self._reject(_raised_by_sink(exc))
             return
         if self.parser.in_head:
             if self.deadline_kind != _HEADER and self.deadline_kind != _DRAIN:
@@ -208,6 +209,8 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
             http10=version == "1.0",
             start_time=perf_counter() if state.access_log is not None or self.metrics is not None else 0.0,
         )
+        if cycle.more_body and state.slow.body_limit is not None:  # nothing more for a bodiless request
+            cycle = _limit_body(cycle, framing, state.slow.body_limit)
         self.parsing = cycle
         if self.cycle is None:
             self._start(cycle)
@@ -434,11 +437,39 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
         `Connection: close`) instead of a reset that would lose that request.
         """
         self.last_request = True  # the response in progress (if any) is this connection's last
+        if self.cycle is not None:
+            self.cycle.server_draining()  # a streaming app waiting in receive() gets http.disconnect
         if self.cycle is None or self.cycle.response_complete:
             if not self.requests and not self.parser.in_head:
                 self._set_deadline(_DRAIN, min(_FRESH_GRACE, self.state.timeout_request_header))
                 return
             self.transport.close()
+
+
+def _limit_body(cycle: RequestCycle, framing: Framing, limit: int) -> RequestCycle:
+    """--limit-request-body: a Content-Length over it is refused before the app runs (413); a
+    chunked body is checked chunk by chunk by a `LimitedCycle` (a length within it cannot grow)."""
+    if framing.body == BODY_CHUNKED:
+        return LimitedCycle.limiting(cycle, limit)
+    if framing.length > limit:
+        raise ParseError(413, "Request body over the limit")
+    return cycle
+
+
+def _raised_by_sink(exc: ParseError) -> ParseError:
+    """The ParseError one of our own callbacks raised, if the parser wrapped it.
+
+    httptools turns an exception raised in a callback (a cycle's body over --limit-request-body)
+    into its own callback error, which the adapter reports as a 400; the original is its context.
+    """
+    inner = exc.__context__
+    for _ in range(3):  # the callback error, then what it wraps: a short chain, never a loop
+        if inner is None:
+            break
+        if isinstance(inner, ParseError):
+            return inner
+        inner = inner.__context__
+    return exc
 
 
 def _client_text(client: tuple[str, int] | None) -> str:

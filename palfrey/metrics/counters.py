@@ -88,6 +88,7 @@ class Recorder:
         "duration_sum",
         "limited",
         "protocol_errors",
+        "request_timeouts",
         "requests",
         "ws_connections",
         "ws_open",
@@ -105,6 +106,7 @@ class Recorder:
         self.ws_open = 0  # WebSocket connections open now
         self.app_exceptions = 0
         self.limited = 0  # 503 answers from --limit-concurrency
+        self.request_timeouts = 0  # 504 answers from --timeout-request (the app task cancelled)
         self.accept_exhausted = 0  # episodes of accepting paused for lack of descriptors (server/accept.py)
         self.protocol_errors: dict[tuple[int, str], int] = {}
 
@@ -138,7 +140,7 @@ class Recorder:
         self.record(answered.scope["method"], answered.status, answered.sent, answered.start_time)
 
     def protocol_error(self, status: int, reason: str) -> None:
-        """A request rejected before the app saw it (400, 408, 414, 431, 501), by reason."""
+        """A request rejected before the app saw it (400, 408, 413, 414, 431, 501), by reason."""
         label = reason_label(reason)
         errors = self.protocol_errors
         if label is None or ((status, label) not in errors and len(errors) >= MAX_REASONS):

@@ -23,6 +23,7 @@ from typing import Any
 
 from palfrey.addresses import parse_bind
 from palfrey.errors import ConfigError
+from palfrey.health_endpoint import NotReady, probe_response
 from palfrey.http.response import status_text
 
 logger = logging.getLogger("palfrey.error")
@@ -32,8 +33,9 @@ CLIENT_TIMEOUT = 5.0  # seconds a scrape connection may stay open in all
 _ACCEPT_BATCH = 16
 
 
-def bind(value: str) -> socket.socket:
-    """A non-blocking listener on --metrics-bind; a busy or bad address is one clear ConfigError."""
+def bind(value: str, option: str = "--metrics-bind") -> socket.socket:
+    """A non-blocking listener on --metrics-bind (or --health-bind); a busy or bad address is one
+    clear ConfigError."""
     host, port = parse_bind(value)
     sock: socket.socket | None = None
     try:
@@ -48,7 +50,7 @@ def bind(value: str) -> socket.socket:
     except OSError as exc:
         if sock is not None:
             sock.close()
-        raise ConfigError(f"--metrics-bind {value}: cannot listen ({exc.strerror or exc})") from None
+        raise ConfigError(f"{option} {value}: cannot listen ({exc.strerror or exc})") from None
     return sock
 
 
@@ -101,14 +103,23 @@ class Client:
 
 
 class SelectorEndpoint:
-    """The listener on the master's selectors loop; `on_scrape(client)` decides when to `answer`."""
+    """The listener on the master's selectors loop; `on_scrape(client)` decides when to `answer`.
+
+    With `health` set (--health-bind) it answers /livez and /readyz too; with `on_scrape` None it
+    serves only those (--health-bind on an address of its own).
+    """
 
     def __init__(
-        self, sock: socket.socket, selector: selectors.BaseSelector, on_scrape: Callable[[Client], None]
+        self,
+        sock: socket.socket,
+        selector: selectors.BaseSelector,
+        on_scrape: Callable[[Client], None] | None,
+        health: NotReady | None = None,
     ) -> None:
         self.sock = sock
         self.selector = selector
         self.on_scrape = on_scrape
+        self.health = health
         self.clients: set[Client] = set()
         selector.register(sock, selectors.EVENT_READ, self._accept)
 
@@ -142,11 +153,16 @@ class SelectorEndpoint:
                 self.answer(client, _not_found(400))
             return
         self.selector.unregister(client.sock)
+        if self.health is not None:
+            probe = probe_response(client.inbox, self.health)
+            if probe is not None:
+                self.answer(client, probe)
+                return
         status, client.head_only = route(client.inbox)
-        if status == 200:
+        if status == 200 and self.on_scrape is not None:
             self.on_scrape(client)
         else:
-            self.answer(client, _not_found(status))
+            self.answer(client, _not_found(404 if status == 200 else status))
 
     def answer(self, client: Client, data: bytes) -> None:
         """Write `data` (a whole response) and close; a no-op if the client already went away."""
@@ -205,9 +221,12 @@ class SelectorEndpoint:
 
 
 class _LocalScrape(asyncio.Protocol):
-    def __init__(self, render: Callable[[], bytes], content_type: str) -> None:
-        self.render = render
+    def __init__(
+        self, render: Callable[[], bytes] | None, content_type: str, health: NotReady | None = None
+    ) -> None:
+        self.render = render  # None: a --health-bind listener of its own (no /metrics)
         self.content_type = content_type
+        self.health = health
         self.inbox = b""
         self.transport: Any = None
         self.timer: asyncio.TimerHandle | None = None
@@ -222,11 +241,16 @@ class _LocalScrape(asyncio.Protocol):
             if len(self.inbox) > MAX_HEAD:
                 self._send(_not_found(400))
             return
+        if self.health is not None:
+            probe = probe_response(self.inbox, self.health)
+            if probe is not None:
+                self._send(probe)
+                return
         status, head_only = route(self.inbox)
-        if status == 200:
+        if status == 200 and self.render is not None:
             self._send(response(200, self.render(), self.content_type, head_only))
         else:
-            self._send(_not_found(status))
+            self._send(_not_found(404 if status == 200 else status))
 
     def _send(self, data: bytes) -> None:
         self.transport.write(data)
@@ -238,8 +262,19 @@ class _LocalScrape(asyncio.Protocol):
             self.timer.cancel()
 
 
-async def serve_local(state: Any, sock: socket.socket) -> asyncio.AbstractServer:
-    """Single process: answer scrapes from this process's own recorder, on its event loop."""
+async def serve_health(sock: socket.socket, health: NotReady) -> asyncio.AbstractServer:
+    """Single process, --health-bind on an address of its own: /livez and /readyz on its loop."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _LocalScrape(None, "", health), sock=sock)
+    logger.info("Health probes on %s", url(sock).removesuffix("/metrics") + "/readyz")
+    return server
+
+
+async def serve_local(
+    state: Any, sock: socket.socket, health: NotReady | None = None
+) -> asyncio.AbstractServer:
+    """Single process: answer scrapes from this process's own recorder, on its event loop (and the
+    health probes too when --health-bind names the same address)."""
     from palfrey.metrics.exposition import CONTENT_TYPE, render
     from palfrey.metrics.snapshot import Aggregate, WorkerView, take
 
@@ -263,6 +298,6 @@ async def serve_local(state: Any, sock: socket.socket) -> asyncio.AbstractServer
         return render(totals, gauges, [worker], None)
 
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _LocalScrape(render_now, CONTENT_TYPE), sock=sock)
+    server = await loop.create_server(lambda: _LocalScrape(render_now, CONTENT_TYPE, health), sock=sock)
     logger.info("Metrics on %s", url(sock))
     return server

@@ -120,7 +120,7 @@ def _server(totals: Totals, gauges: dict[str, int]) -> Iterator[Metric]:
     )
     errors = CounterMetricFamily(
         "palfrey_protocol_errors",
-        "Requests refused before reaching the app (400, 408, 414, 431, 501), by status and reason.",
+        "Requests refused before reaching the app (400, 408, 413, 414, 431, 501), by status and reason.",
         labels=["status", "reason"],
     )
     for (status, reason), count in sorted(totals.protocol_errors.items()):
@@ -130,6 +130,11 @@ def _server(totals: Totals, gauges: dict[str, int]) -> Iterator[Metric]:
         "palfrey_concurrency_limit_responses",
         "Requests answered 503 because --limit-concurrency was reached.",
         scalars["limited"],
+    )
+    yield _counter(
+        "palfrey_request_timeouts",
+        "Requests answered 504 because the app did not start its response within --timeout-request.",
+        scalars.get("request_timeouts", 0),
     )
     yield _counter(
         "palfrey_accept_exhausted",

@@ -25,6 +25,7 @@ COUNTERS = (
     "ws_connections",
     "app_exceptions",
     "limited",
+    "request_timeouts",
     "accept_exhausted",
 )
 GAUGES = ("in_flight", "open", "ws_open")

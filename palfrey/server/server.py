@@ -121,6 +121,11 @@ class Server:
         # --metrics: one process serves scrapes itself; a forked worker (False) reports to its master.
         self.metrics_endpoint = True
         self._metrics_sock: socket.socket | None = None
+        self._health_sock: socket.socket | None = None  # --health-bind on an address of its own
+        # --shutdown-delay: on TERM, /readyz turns 503 while serving goes on this long. A forked
+        # worker sets 0: its master keeps the delay and sends TERM when it is over.
+        self.shutdown_delay = float(config.shutdown_delay)
+        self.delaying = False
 
     def run(self, sockets: list[socket.socket] | None = None) -> int:
         """Run in a new event loop of the configured kind; returns the process exit code."""
@@ -150,8 +155,9 @@ class Server:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
-            if self._metrics_sock is not None:
-                self._metrics_sock.close()  # already closed with its server, unless startup failed
+            for sock in (self._metrics_sock, self._health_sock):
+                if sock is not None:
+                    sock.close()  # already closed with its server, unless startup failed
 
     async def _serve(
         self, loop: asyncio.AbstractEventLoop, config: Config, sockets: list[socket.socket] | None
@@ -171,6 +177,10 @@ class Server:
             from palfrey.metrics.endpoint import bind
 
             self._metrics_sock = bind(config.metrics_bind)  # a busy port is one line and exit 1
+        if config.health_bind is not None and self.metrics_endpoint and not self._health_shared():
+            from palfrey.metrics.endpoint import bind
+
+            self._health_sock = bind(config.health_bind, "--health-bind")
         try:
             app = load_asgi_app(config)
         except AppLoadError as exc:
@@ -196,6 +206,10 @@ class Server:
 
         if trace_enabled():  # connection open/close at TRACE, decided once (as ServerState decided)
             protocol = TracingHttpProtocol
+        if ssl_context is not None:  # the ASGI `tls` extension: a subclass, so plain TCP pays nothing
+            from palfrey.http.tls_extension import tls_protocol
+
+            protocol = tls_protocol(protocol, config.ssl_certfile, ssl_context)
         metrics = state.metrics
 
         def protocol_factory() -> asyncio.Protocol:
@@ -229,7 +243,12 @@ class Server:
         if self._metrics_sock is not None:
             from palfrey.metrics.endpoint import serve_local
 
-            self._servers.append(await serve_local(state, self._metrics_sock))
+            health = self.not_ready if self._health_shared() else None
+            self._servers.append(await serve_local(state, self._metrics_sock, health))
+        if self._health_sock is not None:
+            from palfrey.metrics.endpoint import serve_health
+
+            self._servers.append(await serve_health(self._health_sock, self.not_ready))
         self.started = True
         self._tick()
         if self.on_started is not None:
@@ -252,10 +271,38 @@ class Server:
         for connection in state.connections:
             if monotonic >= connection.deadline:
                 connection.check_deadline(monotonic)
+        request_timeout = state.slow.request_timeout
+        if request_timeout is not None:
+            # --timeout-request: each request's deadline is stamped by this sweep the first time it
+            # sees the request (no timer, nothing per request); WebSocket sessions have none.
+            for connection in list(state.connections):
+                check = getattr(connection, "check_request_timeout", None)
+                if check is not None:
+                    check(monotonic, request_timeout)
         if self.should_exit or self.force_exit:
             # `server.should_exit = True` (uvicorn's idiom, possibly from another thread) stops it too.
             self._wake()
         self._tick_handle = loop.call_later(TICK, self._tick)
+
+    def _health_shared(self) -> bool:
+        """--health-bind names the --metrics-bind address: one listener serves all three paths."""
+        config = self.config
+        return (
+            bool(config.metrics)
+            and config.health_bind is not None
+            and (config.health_bind == config.metrics_bind)
+        )
+
+    def not_ready(self) -> str | None:
+        """/readyz of a single process: None when it takes new work, else why not (one line)."""
+        state = self.state
+        if self.should_exit or (state is not None and state.draining):
+            return "shutting down"
+        if self.delaying:
+            return f"shutting down: in the {self.shutdown_delay:g}s shutdown delay"
+        if not self.started:
+            return "starting"
+        return None
 
     def _request_done(self) -> None:
         """Per finished request, only with --limit-max-requests: act the moment the limit is reached."""
@@ -296,6 +343,21 @@ class Server:
     def handle_signal(self, sig: int) -> None:
         if sig == signal.SIGQUIT or (sig == signal.SIGINT and self.should_exit):
             self.request_exit(force=True)
+        elif sig == signal.SIGTERM and self.shutdown_delay > 0 and not self.delaying and not self.should_exit:
+            self.start_shutdown_delay()
+        else:
+            self.request_exit()  # a second TERM during the delay shuts down now
+
+    def start_shutdown_delay(self) -> None:
+        """--shutdown-delay: not ready at once, serving on (every listener accepts) until it is over."""
+        self.delaying = True
+        logger.info(
+            "Received SIGTERM: /readyz now answers 503; serving for %gs more, then shutting down",
+            self.shutdown_delay,
+        )
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_later(self.shutdown_delay, self.request_exit)
         else:
             self.request_exit()
 

@@ -24,11 +24,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class SlowClients:
-    """The slow-client floor: read off the hot path only, so one attribute of ServerState holds it."""
+    """The slow-client floor and the request limits of docs/deployment.md: read off the hot path (or,
+    for the body limit, only for requests with a body), so one attribute of ServerState holds them."""
 
     body_rate: int  # --limit-request-body-rate, bytes/s; 0: no floor
     body_rate_grace: float  # --limit-request-body-rate-grace, seconds
     send_timeout: float  # --timeout-send, seconds
+    body_limit: int | None = None  # --limit-request-body, bytes; read only for requests with a body
+    request_timeout: float | None = None  # --timeout-request, seconds; read once per sweep
 
 
 class ServerState:
@@ -74,6 +77,8 @@ class ServerState:
             body_rate=config.limit_request_body_rate,
             body_rate_grace=float(config.limit_request_body_rate_grace),
             send_timeout=float(config.timeout_send),
+            body_limit=config.limit_request_body,
+            request_timeout=(float(config.timeout_request) if config.timeout_request is not None else None),
         )
         self.limits = Limits(
             request_line=config.limit_request_line,

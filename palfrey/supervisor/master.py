@@ -42,6 +42,7 @@ from palfrey.supervisor.deaths import Deaths, crash_label, judge
 from palfrey.supervisor.handle import BOOTING, READY, STOPPING, WorkerHandle
 from palfrey.supervisor.health import INF, HealthCheck
 from palfrey.supervisor.policy import plan, readiness
+from palfrey.supervisor.probes import Probes
 from palfrey.supervisor.process import (
     MASTER_SIGNALS,
     describe_status,
@@ -90,6 +91,7 @@ class Master:
         self.waiting_for_change = False  # --reload after a failed boot: try again on the next change
         self.reloader: Reloader | None = None
         self.signals = SignalPipe(MASTER_SIGNALS)
+        self.probes = Probes(self)  # --health-bind, --shutdown-delay
 
     # Lifecycle
 
@@ -117,6 +119,7 @@ class Master:
             self.sockets = reserve_sockets(config) if config.reuse_port else bind_sockets(config)
             self.slots = SlotListeners(config, self.sockets) if config.reuse_port else None
             self.metrics = master_metrics(self)
+            self.probes.start()
         except ConfigError as exc:
             logger.error("%s", exc)
             return 1
@@ -153,6 +156,7 @@ class Master:
 
     def _cleanup(self) -> None:
         self.metrics.close()
+        self.probes.close()
         if self.reloader is not None:
             self.reloader.stop()
         for handle in self.workers.values():  # only after an error: a normal stop has none left
@@ -184,7 +188,8 @@ class Master:
             return  # the loop reaps after every wake-up
         name = signal.Signals(sig).name
         if sig == signal.SIGTERM:
-            self.stop(f"Received {name}", immediate=False)
+            if not self.probes.on_term(time.monotonic()):  # --shutdown-delay: stop when it is over
+                self.stop(f"Received {name}", immediate=False)
         elif sig == signal.SIGINT:
             self.stop(f"Received {name}", immediate=self.stopping is not None)
         elif sig == signal.SIGQUIT:
@@ -301,6 +306,7 @@ class Master:
         for handle in self.workers.values():
             handle.channel.sock.close()
         self.metrics.close_in_child()
+        self.probes.close_in_child()
         if self.slots is not None:
             self.slots.close_in_child(keep=slot)
         self.selector.close()
@@ -444,6 +450,9 @@ class Master:
                 with contextlib.suppress(OSError):
                     os.kill(handle.pid, signal.SIGKILL)
         self.metrics.check(now)
+        self.probes.check(now)
+        if self.probes.delay_over(now):
+            self.stop("Shutdown delay over", immediate=False)
         if now >= self.stop_deadline:
             self.stop_deadline = INF
             for handle in self.workers.values():
@@ -456,7 +465,13 @@ class Master:
     def _next_deadline(self) -> float:
         workers = list(self.workers.values())
         wake = self.deaths.backoff.not_before if self.deaths.backoff.not_before > time.monotonic() else INF
-        return min(self.stop_deadline, self.health.next_deadline(workers), self.metrics.next_deadline(), wake)
+        return min(
+            self.stop_deadline,
+            self.health.next_deadline(workers),
+            self.metrics.next_deadline(),
+            self.probes.next_deadline(),
+            wake,
+        )
 
     def _manage(self, now: float) -> None:
         """Carry out the policy's next actions (policy.plan), then log when every worker is ready."""

@@ -102,7 +102,8 @@ class WorkerProcess:
         self.channel = channel
         self.server = Server(config)
         self.server.log_listening = False
-        self.server.metrics_endpoint = False  # --metrics: the master serves scrapes; we send it snapshots
+        self.server.metrics_endpoint = False  # --metrics, --health-bind: the master serves them
+        self.server.shutdown_delay = 0.0  # --shutdown-delay is the master's: it sends TERM after it
         self.server.on_started = self._started
         self.server.on_boot_error = self._boot_error
         self.server.on_max_requests = self._max_requests_reached  # recycled, rather than just exiting
