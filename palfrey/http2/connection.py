@@ -534,6 +534,9 @@ class H2Protocol(asyncio.Protocol):
         if self.goaway:
             return
         self.goaway = True
+        for stream in self.streams.values():
+            if stream.cycle is not None:
+                stream.cycle.server_draining()  # a long-lived response waiting in receive() is told to end
         self.flush()
         frame = GoAwayFrame(0)
         frame.last_stream_id = self.last_stream_id
