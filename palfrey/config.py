@@ -112,6 +112,9 @@ class Config:
     lifespan: str
     interface: str
     threads: int
+    threads_max: int
+    threads_idle_timeout: float
+    threads_queue: int
     env_file: str | None
     log_config: str | dict[str, Any] | None
     log_level: str | None
@@ -167,9 +170,10 @@ class Config:
         if unknown:
             raise TypeError(f"unknown setting(s): {', '.join(unknown)}")
         log_config = settings.pop("log_config") if isinstance(settings.get("log_config"), dict) else None
-        workers = settings.get("workers")
-        if isinstance(workers, int) and not isinstance(workers, bool):
-            settings["workers"] = str(workers)  # the table types --workers as text: it also takes "auto"
+        for name in ("workers", "threads"):
+            count = settings.get(name)
+            if isinstance(count, int) and not isinstance(count, bool):
+                settings[name] = str(count)  # the table types these as text: they also take "auto"
         values: dict[str, Any] = {}
         for option in OPTIONS:
             if option.name in settings:
@@ -182,6 +186,8 @@ class Config:
             _load_env_file(values["env_file"])
         if values["workers"] is None:
             values["workers"] = _workers_from_environment()
+        if isinstance(values["threads"], str):  # the default, "auto", as the check spells it (0)
+            values["threads"] = _coerce(OPTIONS_BY_NAME["threads"], values["threads"])
         if values["forwarded_allow_ips"] is None:
             from_environment = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
             _check_trusted_hosts(from_environment, "FORWARDED_ALLOW_IPS")

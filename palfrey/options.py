@@ -120,6 +120,20 @@ def _workers(value: str) -> int:
     return count
 
 
+def _threads(value: str) -> int:
+    """A fixed pool size, or "auto" (0): the adaptive pool."""
+    text = value.strip().lower()
+    if text == "auto":
+        return 0
+    try:
+        count = int(text)
+    except ValueError:
+        raise ValueError(f"expects a number of threads or 'auto', got {value!r}") from None
+    if count < 0:
+        raise ValueError(f"must be at least 1 (or 'auto', also spelled 0); got {count}")
+    return count
+
+
 def _metrics(value: bool) -> bool:
     """--metrics needs the optional prometheus_client (palfrey[metrics]): say so at startup, in one line."""
     if value:
@@ -316,11 +330,38 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "threads",
+        STR,
+        "auto",
+        "WSGI apps only: threads per worker that run the app. 'auto' (the default) is an adaptive "
+        "pool: it starts at the usable CPUs and, while requests wait and the process is not using its "
+        "CPU (the threads wait on I/O), doubles up to --threads-max; idle threads exit after "
+        "--threads-idle-timeout. A number N is a fixed pool of N threads. Threads start on first use.",
+        metavar="N|auto",
+        check=_threads,
+        python_type="int",  # 0 means auto
+    ),
+    Option(
+        "threads_max",
         INT,
-        16,
-        "WSGI apps only: threads per worker that run the app (requests beyond that wait). Threads "
-        "start on first use; 16 keeps I/O-bound apps (database, HTTP calls) busy without much GIL "
-        "contention. Use 1-4 for CPU-bound apps.",
+        1000,
+        "WSGI apps only, --threads auto: the most threads a worker's pool grows to (like gevent's "
+        "worker_connections: a waiting thread costs tens of KiB).",
+        minimum=1,
+    ),
+    Option(
+        "threads_idle_timeout",
+        FLOAT,
+        10.0,
+        "WSGI apps only, --threads auto: seconds a thread waits for work before it exits (the pool "
+        "keeps its starting size).",
+        minimum=0.01,
+    ),
+    Option(
+        "threads_queue",
+        INT,
+        4096,
+        "WSGI apps only: requests per worker that may wait for a free thread; more are answered 503 "
+        "with Retry-After.",
         minimum=1,
     ),
     Option("env_file", STR, None, "Environment configuration file.", nullable=True, metavar="PATH"),

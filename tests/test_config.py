@@ -11,7 +11,7 @@ import pytest
 
 from palfrey import Config
 from palfrey.config import ConfigError
-from palfrey.options import OPTIONS
+from palfrey.options import OPTIONS, OPTIONS_BY_NAME
 
 APP = "tests.apps.server_apps:app"
 
@@ -25,10 +25,11 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_come_from_the_table() -> None:
     config = Config(APP)
     for option in OPTIONS:
-        if option.name in ("workers", "forwarded_allow_ips"):
-            continue  # resolved from the environment, below
+        if option.name in ("workers", "forwarded_allow_ips", "threads"):
+            continue  # resolved from the environment, or spelled differently: below
         assert getattr(config, option.name) == option.default, option.name
     assert config.workers == 1
+    assert OPTIONS_BY_NAME["threads"].default == "auto" and config.threads == 0  # 0: the adaptive pool
     assert config.forwarded_allow_ips == "127.0.0.1,::1"  # uvicorn's default
     assert dict(config)["port"] == 8000
     assert config.values["host"] == "127.0.0.1"
@@ -137,6 +138,7 @@ def test_env_file_loads_before_environment_rules(tmp_path: Path, monkeypatch: py
     config = Config(APP, env_file=env_file)
     assert os.environ["CONFIG_TEST_VALUE"] == "from-file"
     assert config.workers == 1
+    assert OPTIONS_BY_NAME["threads"].default == "auto" and config.threads == 0  # 0: the adaptive pool
     assert config.forwarded_allow_ips == "10.1.1.1"
 
 

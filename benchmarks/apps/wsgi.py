@@ -44,4 +44,7 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
     if path == "/sleep":
         time.sleep(SLEEP_SECONDS)
         return _respond(start_response, "200 OK", _TEXT, PLAINTEXT)
+    if path == "/gateway":  # a view waiting 1 s on an upstream (the seed's gateway page, without Django)
+        time.sleep(1.0)
+        return _respond(start_response, "200 OK", _TEXT, PLAINTEXT)
     return _respond(start_response, "404 Not Found", _TEXT, b"Not Found")

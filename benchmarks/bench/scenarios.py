@@ -60,7 +60,7 @@ WSGI = "wsgi:app"
 STARLETTE = "starlette_app:app"
 DJANGO_WSGI = "seedsite.wsgi:application"
 DJANGO_ASGI = "seedsite.asgi:application"
-WSGI_THREADS = 16  # palfrey's default --threads; peers get the same count
+WSGI_THREADS = 16  # the peers' thread count (palfrey's fixed pool before --threads auto became the default)
 # wrk counts a timeout only for a request older than --timeout (5 s) while the run lasts: rows whose
 # target is "no timeouts" run at least this long, even in quick mode.
 TIMEOUT_VISIBLE = 7
@@ -228,7 +228,7 @@ def all_scenarios() -> list[Scenario]:
         ),
         Scenario(
             "wsgi-sleep50-c1000",
-            f"WSGI 50 ms sleep, 1,000 connections, {WSGI_THREADS} threads (palfrey's default)",
+            f"WSGI 50 ms sleep, 1,000 connections, peers {WSGI_THREADS} threads, palfrey --threads auto",
             HTTP,
             _wsgi_peers(),
             f"granian wsgi t{WSGI_THREADS}",
@@ -242,6 +242,32 @@ def all_scenarios() -> list[Scenario]:
                 min_ratio=1.0,
                 no_timeouts=True,
             ),
+        ),
+        Scenario(
+            "wsgi-gateway-c2000",
+            "WSGI view waiting 1 s (gateway page), 2,000 connections, 2 workers, WSGI defaults",
+            HTTP,
+            (
+                palfrey(
+                    WSGI, "--interface", "wsgi", "--workers", "2", label="palfrey wsgi w2", interface="wsgi"
+                ),
+                gunicorn(WSGI, "gevent", workers=2, extra=("--worker-connections", "1000")),
+                gunicorn(WSGI, "gthread", workers=2, threads=WSGI_THREADS),
+            ),
+            "gunicorn gevent w2",
+            path="/gateway",
+            connections=2000,
+            pinned=False,
+            min_duration=TIMEOUT_VISIBLE,
+            warmup=False,
+            restart_each_round=True,
+            target=Target(
+                "≥ gunicorn gevent, no timeouts",
+                servers=("palfrey wsgi w2",),
+                min_ratio=1.0,
+                no_timeouts=True,
+            ),
+            notes="The adaptive pool (--threads auto) against gevent's monkey-patched greenlets.",
         ),
         _seed("json", "JSON view"),
         _seed("db", "SQLite query → JSON"),

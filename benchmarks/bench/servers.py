@@ -101,10 +101,17 @@ def hypercorn(app: str, label: str = "hypercorn") -> ServerSpec:
     return ServerSpec(label, "hypercorn", command)
 
 
-def gunicorn(app: str, worker_class: str, workers: int = 1, threads: int = 1, label: str = "") -> ServerSpec:
+def gunicorn(
+    app: str,
+    worker_class: str,
+    workers: int = 1,
+    threads: int = 1,
+    label: str = "",
+    extra: tuple[str, ...] = (),
+) -> ServerSpec:
     def command(port: int, aux: int) -> list[str]:
         argv = [str(PEERS_BIN / "gunicorn"), "--worker-class", worker_class, "--workers", str(workers)]
-        argv += ["--threads", str(threads), "--bind", f"{HOST}:{port}", "--log-level", "warning"]
+        argv += ["--threads", str(threads), "--bind", f"{HOST}:{port}", "--log-level", "warning", *extra]
         return [*argv, app]
 
     default_label = f"gunicorn {worker_class}" + (f" w{workers}" if workers > 1 else "")

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
-import threading
 from collections.abc import Callable
 from functools import partial
 from types import GeneratorType
@@ -25,76 +23,49 @@ from palfrey.asgi_types import Message, Receive, Scope, Send
 from palfrey.http.cycle import RequestCycle
 from palfrey.interfaces.wsgi_bridge import END, Bridge, ClientDisconnected
 from palfrey.interfaces.wsgi_environ import ErrorStream, FileWrapper, InputStream, build_environ
+from palfrey.interfaces.wsgi_pool import ThreadPool
 
-__all__ = ["ClientDisconnected", "ThreadPool", "WSGIMiddleware"]
+__all__ = ["ClientDisconnected", "ThreadPool", "WSGIMiddleware"]  # ThreadPool: re-exported
 
 logger = logging.getLogger("palfrey.error")
 
 _NO_BODY = frozenset((204, 304))
 
 
-class ThreadPool:
-    """At most `size` daemon threads, started on first use.
-
-    Lazy start matters: a pre-fork master that preloads the app must hold no threads when it forks.
-    Daemon threads matter: an app stuck in a call must not keep a stopping worker alive; graceful
-    shutdown has already waited for it as long as it was allowed to.
-    """
-
-    def __init__(self, size: int, name: str = "palfrey-wsgi") -> None:
-        self.size = size
-        self.name = name
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._threads = 0
-        self._idle = 0
-        self._closed = False
-
-    def submit(self, job: Callable[[], None]) -> None:
-        """Run `job` on a free thread, or queue it until one frees up."""
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the WSGI thread pool is shut down")
-            if self._idle:
-                self._idle -= 1
-            elif self._threads < self.size:
-                self._threads += 1
-                threading.Thread(target=self._work, name=f"{self.name}-{self._threads}", daemon=True).start()
-        self._jobs.put(job)
-
-    def _work(self) -> None:
-        jobs = self._jobs
-        while True:
-            job = jobs.get()
-            if job is None:
-                return
-            try:
-                job()
-            except BaseException:  # jobs report their own errors; this is a last resort
-                logger.exception("Unexpected error in a WSGI worker thread")
-            with self._lock:
-                self._idle += 1
-            del job
-
-    def shutdown(self) -> None:
-        """Stop the threads once they finish their current request."""
-        with self._lock:
-            self._closed = True
-            count, self._threads = self._threads, 0
-        for _ in range(count):
-            self._jobs.put(None)
+_BUSY: Message = {
+    "type": "http.response.start",
+    "status": 503,
+    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"1")],
+}
+_BUSY_BODY: Message = {"type": "http.response.body", "body": b"Service Unavailable: too many requests queued"}
 
 
 class WSGIMiddleware:
-    """Present `app(environ, start_response)` as an ASGI 3 app; `threads` bounds concurrent calls."""
+    """Present `app(environ, start_response)` as an ASGI 3 app.
 
-    def __init__(self, app: Callable[..., Any], threads: int = 16, *, multiprocess: bool = False) -> None:
+    `threads` > 0 is a fixed pool; 0 is the adaptive pool (see `wsgi_pool`) that grows up to
+    `max_threads` while its threads wait on I/O and shrinks after `idle_timeout` seconds. At most
+    `max_queued` requests wait for a thread (None: no bound); more are answered 503.
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        threads: int = 16,
+        *,
+        multiprocess: bool = False,
+        max_threads: int = 1000,
+        idle_timeout: float = 10.0,
+        max_queued: int | None = None,
+    ) -> None:
         self.app = app
-        self.pool = ThreadPool(threads)
+        self.pool = ThreadPool(
+            threads, ceiling=max_threads, idle_timeout=idle_timeout, queue_limit=max_queued
+        )
         self.base_environ: dict[str, Any] = {
             "wsgi.version": (1, 0),
             "wsgi.errors": ErrorStream(),
-            "wsgi.multithread": threads > 1,
+            "wsgi.multithread": self.pool.multithread,
             "wsgi.multiprocess": multiprocess,
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
@@ -127,7 +98,10 @@ class WSGIMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         bridge = Bridge(asyncio.get_running_loop(), receive, _has_body(scope["headers"]))
         gone = _disconnect_probe(receive)
-        self.pool.submit(partial(self._run, scope, bridge, gone))
+        if not self.pool.submit(partial(self._run, scope, bridge, gone)):
+            await send(_BUSY)  # the queue of requests waiting for a thread is full
+            await send(_BUSY_BODY)
+            return
         try:
             await bridge.pump(send, gone)
         except BaseException:

@@ -131,6 +131,25 @@ def _server(totals: Totals, gauges: dict[str, int]) -> Iterator[Metric]:
         "Requests answered 503 because --limit-concurrency was reached.",
         scalars["limited"],
     )
+    yield GaugeMetricFamily(
+        "palfrey_wsgi_threads", "WSGI pool threads alive (every worker).", value=gauges.get("wsgi_threads", 0)
+    )
+    yield GaugeMetricFamily(
+        "palfrey_wsgi_threads_busy", "WSGI pool threads running a request.", value=gauges.get("wsgi_busy", 0)
+    )
+    yield GaugeMetricFamily(
+        "palfrey_wsgi_queued", "WSGI requests waiting for a free thread.", value=gauges.get("wsgi_queued", 0)
+    )
+    yield _counter(
+        "palfrey_wsgi_threads_grown",
+        "Threads the adaptive WSGI pool started because requests waited while its threads waited on I/O.",
+        scalars.get("wsgi_grown", 0),
+    )
+    yield _counter(
+        "palfrey_wsgi_queue_full_responses",
+        "WSGI requests answered 503 because --threads-queue requests already waited.",
+        scalars.get("wsgi_rejected", 0),
+    )
     yield _counter(
         "palfrey_request_timeouts",
         "Requests answered 504 because the app did not start its response within --timeout-request.",

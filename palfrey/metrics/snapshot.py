@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from palfrey.interfaces.wsgi_pool import pool_stats
 from palfrey.metrics.counters import DURATION_BOUNDS, STATUS_CLASSES
 
 # Cumulative scalar counters and the gauges carried by a snapshot (gauges are not summed over time).
@@ -28,7 +29,9 @@ COUNTERS = (
     "request_timeouts",
     "accept_exhausted",
 )
-GAUGES = ("in_flight", "open", "ws_open")
+# The WSGI thread pool's (palfrey/interfaces/wsgi_pool.py): in a snapshot only when the app is WSGI.
+POOL_COUNTERS = ("wsgi_grown", "wsgi_rejected")
+GAUGES = ("in_flight", "open", "ws_open", "wsgi_threads", "wsgi_busy", "wsgi_queued")
 
 
 def take(state: Any, draining: bool = False) -> dict[str, Any]:
@@ -53,6 +56,9 @@ def take(state: Any, draining: bool = False) -> dict[str, Any]:
         cpu=cpu,
         draining=draining or state.draining,
     )
+    pool = pool_stats()
+    if pool is not None:
+        snapshot.update(pool)
     return snapshot
 
 
@@ -123,7 +129,7 @@ class Totals:
     requests: dict[str, list[int]] = field(default_factory=dict)
     duration: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BOUNDS) + 1))
     duration_sum: float = 0.0
-    scalars: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    scalars: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS + POOL_COUNTERS, 0))
     protocol_errors: dict[tuple[int, str], int] = field(default_factory=dict)
 
     def add(self, snapshot: dict[str, Any]) -> None:
@@ -134,7 +140,7 @@ class Totals:
         for index, count in enumerate(snapshot["duration"]):
             self.duration[index] += count
         self.duration_sum += snapshot.get("duration_sum", 0.0)
-        for name in COUNTERS:
+        for name in COUNTERS + POOL_COUNTERS:
             self.scalars[name] += snapshot.get(name, 0)
         for status, reason, count in snapshot.get("protocol_errors", ()):
             key = (int(status), str(reason))

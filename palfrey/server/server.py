@@ -56,7 +56,14 @@ def load_asgi_app(config: Config) -> Callable[..., Any]:
 
         # The thread pool starts threads on first use (never in a master before fork) and stops
         # them at lifespan shutdown.
-        return WSGIMiddleware(app, config.threads, multiprocess=(config.workers or 1) > 1)
+        return WSGIMiddleware(
+            app,
+            config.threads,
+            multiprocess=(config.workers or 1) > 1,
+            max_threads=config.threads_max,
+            idle_timeout=config.threads_idle_timeout,
+            max_queued=config.threads_queue,
+        )
     if interface == "asgi2":
         return ASGI2Middleware(app)
     return app

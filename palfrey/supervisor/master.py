@@ -49,10 +49,12 @@ from palfrey.supervisor.process import (
     fork,
     pid_file,
     preload,
+    ready_line,
     reload_env_file,
     reopen_log_files,
     reset_signals,
     set_title,
+    signal_all,
 )
 from palfrey.supervisor.reload import Reloader
 from palfrey.supervisor.reuseport import SlotListeners, reserve_sockets
@@ -127,10 +129,11 @@ class Master:
             logger.info("Palfrey running on %s (Press CTRL+C to quit)", describe(sock, config.is_ssl))
         # Workers serve sockets they inherit: they must not unlink --uds when one of them drains.
         self.worker_config = config.replace(uds=None) if config.uds else config
-        if config.preload and not self._preload():
-            return EXIT_BOOT
-        if config.preload and threading.active_count() > 1:
-            logger.warning("The app started threads at import; forked workers will not have them.")
+        if config.preload:
+            preloaded = preload(self.worker_config)
+            if preloaded is None:
+                return EXIT_BOOT
+            self.worker_config = preloaded
         self._install_signals()
         logger.info("Starting %d worker%s", self.target, "" if self.target == 1 else "s")
         self._manage(time.monotonic())
@@ -144,15 +147,6 @@ class Master:
             self._manage(now)
         logger.info("Master process [%d] finished (exit code %d)", os.getpid(), self.exit_code)
         return self.exit_code
-
-    def _preload(self) -> bool:
-        """--preload: import the app once here; forked workers share its memory copy-on-write."""
-        app = preload(self.config)
-        if app is None:
-            return False
-        # The raw app: each worker still wraps it (ASGI 2, WSGI thread pool) in its own process.
-        self.worker_config = self.worker_config.replace(app=app, factory=False)
-        return True
 
     def _cleanup(self) -> None:
         self.metrics.close()
@@ -208,11 +202,8 @@ class Master:
             else:
                 logger.info("Received %s: already at one worker", name)
         elif sig == signal.SIGUSR1:
-            count = reopen_log_files()
-            logger.info("Received %s: reopened %d log file(s); telling the workers", name, count)
-            for handle in self.workers.values():
-                with contextlib.suppress(OSError):
-                    os.kill(handle.pid, signal.SIGUSR1)
+            logger.info("Received %s: reopened %d log file(s); telling the workers", name, reopen_log_files())
+            signal_all([handle.pid for handle in self.workers.values()], signal.SIGUSR1)
 
     # Commands
 
@@ -447,31 +438,29 @@ class Master:
             if handle.kill_at is not None and now >= handle.kill_at:
                 handle.kill_at = None
                 logger.warning("Worker (pid %d) did not exit in time; sending SIGKILL", handle.pid)
-                with contextlib.suppress(OSError):
-                    os.kill(handle.pid, signal.SIGKILL)
+                signal_all([handle.pid], signal.SIGKILL)
         self.metrics.check(now)
         self.probes.check(now)
         if self.probes.delay_over(now):
             self.stop("Shutdown delay over", immediate=False)
         if now >= self.stop_deadline:
             self.stop_deadline = INF
-            for handle in self.workers.values():
+            pids = [handle.pid for handle in self.workers.values()]
+            for pid in pids:
                 logger.warning(
-                    "Worker (pid %d) still running after the shutdown timeout; sending SIGKILL", handle.pid
+                    "Worker (pid %d) still running after the shutdown timeout; sending SIGKILL", pid
                 )
-                with contextlib.suppress(OSError):
-                    os.kill(handle.pid, signal.SIGKILL)
+            signal_all(pids, signal.SIGKILL)
 
     def _next_deadline(self) -> float:
         workers = list(self.workers.values())
         wake = self.deaths.backoff.not_before if self.deaths.backoff.not_before > time.monotonic() else INF
-        return min(
-            self.stop_deadline,
+        parts = (
             self.health.next_deadline(workers),
             self.metrics.next_deadline(),
             self.probes.next_deadline(),
-            wake,
         )
+        return min(self.stop_deadline, wake, *parts)
 
     def _manage(self, now: float) -> None:
         """Carry out the policy's next actions (policy.plan), then log when every worker is ready."""
@@ -492,10 +481,7 @@ class Master:
     def _log_all_ready(self) -> None:
         ready, settled, pids = readiness(list(self.workers.values()), self.target, self.generation)
         if ready and not self.all_ready:
-            if self.target == 1:
-                logger.info("1 worker ready (pid %s)", pids)
-            else:
-                logger.info("All %d workers ready (pids %s)", self.target, pids)
+            logger.info("%s", ready_line(self.target, pids))
         self.all_ready = ready
         if settled and self.restarting:
             self.restarting = False

@@ -14,7 +14,10 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from palfrey.config import Config
 
 logger = logging.getLogger("palfrey.error")
 
@@ -179,6 +182,18 @@ def reopen_log_files() -> int:
     return reopened
 
 
+def signal_all(pids: list[int], sig: int) -> None:
+    """Send `sig` to every pid, ignoring processes that are already gone."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, sig)
+
+
+def ready_line(target: int, pids: str) -> str:
+    """The log line once every worker is ready: "1 worker ready (pid 7)", "All 2 workers ready (pids 7, 8)"."""
+    return f"1 worker ready (pid {pids})" if target == 1 else f"All {target} workers ready (pids {pids})"
+
+
 def describe_status(status: int) -> tuple[int | None, int | None, str]:
     """Decode a waitpid status into (exit code, signal, 'exit code 3' / 'signal SIGKILL')."""
     if os.WIFSIGNALED(status):
@@ -215,13 +230,20 @@ def is_stopped(pid: int) -> bool:
         return False
 
 
-def preload(config: Any) -> Any | None:
-    """--preload: import the app in the master (shared copy-on-write); None, after logging why, if it fails."""
+def preload(config: Config) -> Config | None:
+    """--preload: import the app in the master (shared copy-on-write). Returns the workers' config with
+    the raw app in it (each worker still wraps it, ASGI 2 or WSGI, in its own process), or None after
+    logging why it failed."""
+    import threading
+
     from palfrey.importer import AppLoadError, load_app, log_app_load_error
 
     try:
-        return load_app(config.app, app_dir=config.app_dir, factory=config.factory)
+        app = load_app(config.app, app_dir=config.app_dir, factory=config.factory)
     except AppLoadError as exc:
         log_app_load_error(logger, exc)
         logger.error("The app could not be preloaded; stopping (exit code 3).")
         return None
+    if threading.active_count() > 1:
+        logger.warning("The app started threads at import; forked workers will not have them.")
+    return config.replace(app=app, factory=False)
