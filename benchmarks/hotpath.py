@@ -8,7 +8,8 @@ callgrind and divide the difference by the difference in N (fixed costs cancel o
         .venv/bin/python -m benchmarks.hotpath $n get httptools 2>&1 | grep Collected; done
 
 `PYTHONHASHSEED=0` makes the count reproducible to the instruction (dict layouts otherwise vary).
-Kinds: `get` (plaintext, 13 B) and `post` (a 4 KiB body echoed); parsers: httptools, h11.
+Kinds: `get` (plaintext, 13 B) and `post` (a 4 KiB body echoed); parsers: httptools, h11; a 4th
+argument `http2` measures HTTP/1.1 on a server started with --http2 (the negotiating protocol).
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class _Transport:
     def resume_reading(self) -> None:
         pass
 
+    def set_protocol(self, protocol: Any) -> None:
+        pass
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
 
@@ -69,12 +73,21 @@ async def echo(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def run(count: int, kind: str, http: str) -> None:
+async def run(count: int, kind: str, http: str, http2: bool = False) -> None:
     app = plaintext if kind == "get" else echo
     state = ServerState(Config(app, http=http, lifespan="off"), app, asyncio.get_running_loop())
     protocol = HttpProtocol(state)
     transport = _Transport()
-    protocol.connection_made(transport)  # type: ignore[arg-type]
+    if http2:  # HTTP/1.1 requests on a server started with --http2: the negotiator goes first
+        from palfrey.http2.h2c import Http2Options
+        from palfrey.http2.negotiate import Negotiator
+
+        negotiator = Negotiator(protocol, Http2Options(100))
+        negotiator.connection_made(transport)  # type: ignore[arg-type]
+        negotiator.data_received(GET if kind == "get" else POST)  # decides, then hands over
+        count -= 1
+    else:
+        protocol.connection_made(transport)  # type: ignore[arg-type]
     request = GET if kind == "get" else POST
     for _ in range(count):
         protocol.data_received(request)
@@ -84,4 +97,11 @@ async def run(count: int, kind: str, http: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(run(int(sys.argv[1]), sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "httptools"))
+    asyncio.run(
+        run(
+            int(sys.argv[1]),
+            sys.argv[2],
+            sys.argv[3] if len(sys.argv) > 3 else "httptools",
+            len(sys.argv) > 4 and sys.argv[4] == "http2",
+        )
+    )

@@ -100,6 +100,8 @@ class Config:
     pid: str | None
     loop: str
     http: str
+    http2: bool
+    http2_max_concurrent_streams: int
     ws: str
     ws_max_size: int
     ws_max_queue: int

@@ -248,6 +248,22 @@ OPTIONS: tuple[Option, ...] = (
     # Implementations.
     Option("loop", CHOICE, "auto", "Event loop implementation.", choices=("auto", "asyncio", "uvloop")),
     Option("http", CHOICE, "auto", "HTTP protocol implementation.", choices=("auto", "h11", "httptools")),
+    # HTTP/2 (docs/http2.md): negotiated per connection, so HTTP/1.1 costs nothing when it is on.
+    Option(
+        "http2",
+        BOOL,
+        False,
+        "Serve HTTP/2 as well as HTTP/1.1 (needs the 'h2' package): by ALPN over TLS, and over "
+        "cleartext by prior knowledge or an 'Upgrade: h2c' request.",
+        flag="--http2",
+    ),
+    Option(
+        "http2_max_concurrent_streams",
+        INT,
+        100,
+        "HTTP/2: streams a client may have open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS).",
+        minimum=1,
+    ),
     Option(
         "ws",
         CHOICE,

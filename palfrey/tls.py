@@ -39,6 +39,8 @@ def create_ssl_context(config: Config) -> ssl.SSLContext:
             context.load_verify_locations(config.ssl_ca_certs)
         if config.ssl_ciphers:
             context.set_ciphers(config.ssl_ciphers)
+        if config.http2:
+            context.set_alpn_protocols(["h2", "http/1.1"])  # HTTP/2 when the client offers it
     except ConfigError:
         raise
     except (OSError, ssl.SSLError, ValueError) as exc:

@@ -487,11 +487,18 @@ class RequestCycle:
         self.response_headers = ()
         self.keep_alive = False
         self.response_complete = True
+        self._write_error()
+        self._done()
+
+    def _write_error(self) -> None:
+        """The 500 response for an app that failed before its response began (an HTTP/2 stream
+        overrides this: it answers with HEADERS + DATA, not HTTP/1.1 bytes)."""
         if not self.transport.is_closing():
             self.transport.write(
-                error_response(500, "Internal Server Error", state.default_headers(False, False))
+                error_response(
+                    500, "Internal Server Error", self.protocol.state.default_headers(False, False)
+                )
             )
-        self._done()
 
     # Running the app.
 

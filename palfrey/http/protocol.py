@@ -38,6 +38,7 @@ from palfrey.http.head import BODY_CHUNKED, BODY_NONE, Framing, ParseError, spli
 from palfrey.http.response import error_response
 
 if TYPE_CHECKING:
+    from palfrey.http2.h2c import Http2Options
     from palfrey.server.state import ServerState
 
 logger = logging.getLogger("palfrey.error")
@@ -57,6 +58,11 @@ _REASONS = {
 
 class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
     """One client connection."""
+
+    # With --http2, the negotiator (http2/negotiate.py) sets this per connection: an `Upgrade: h2c`
+    # request then switches the connection to HTTP/2. A class attribute, so without --http2 no
+    # instance carries it.
+    h2c: Http2Options | None = None
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
@@ -154,6 +160,11 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
         self.requests += 1
         if self.deadline_kind == _DRAIN:
             self._clear_deadline()  # the request is served (with Connection: close)
+        if framing.ignored_upgrade and self.h2c is not None:
+            from palfrey.http2.h2c import take_h2c
+
+            if take_h2c(self, method, target, headers):
+                return  # read on; the request becomes HTTP/2 stream 1 once its body is in
         if target[:1] == b"/":  # origin form, nearly every request: no call
             raw_path, _, query_string = target.partition(b"?")
         else:

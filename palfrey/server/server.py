@@ -175,6 +175,10 @@ class Server:
             from palfrey.tls import create_ssl_context
 
             ssl_context = create_ssl_context(config)
+        if config.http2:
+            from palfrey.http2.negotiate import require_h2
+
+            require_h2()
         self.sockets = sockets if sockets is not None else bind_sockets(config)
         if config.metrics and self.metrics_endpoint:
             from palfrey.metrics.endpoint import bind
@@ -214,10 +218,18 @@ class Server:
 
             protocol = tls_protocol(protocol, config.ssl_certfile, ssl_context)
         metrics = state.metrics
+
+        def protocol_factory() -> asyncio.Protocol:
+            return protocol(state)
+
+        if config.http2:
+            from palfrey.http2.negotiate import protocol_factory as http2_factory
+
+            protocol_factory = http2_factory(state, config.http2_max_concurrent_streams, protocol)
         self._acceptor = Acceptor(
             loop,
             self.sockets,
-            lambda: protocol(state),
+            protocol_factory,
             ssl=ssl_context,
             backlog=config.backlog,
             on_exhausted=metrics.accept_exhausted_episode if metrics is not None else None,
@@ -228,7 +240,7 @@ class Server:
             self._acceptor = None
             for sock in self.sockets:
                 server = await loop.create_server(
-                    lambda: protocol(state), sock=sock, backlog=config.backlog, ssl=ssl_context
+                    protocol_factory, sock=sock, backlog=config.backlog, ssl=ssl_context
                 )
                 self._servers.append(server)
         for sock in self.sockets if self.log_listening else ():

@@ -1,0 +1,563 @@
+"""The HTTP/2 connection: frames in and out with the `h2` library, one request cycle per stream.
+
+It takes a transport over from the HTTP/1.1 protocol once the connection is known to speak HTTP/2
+(negotiate.py decides that) and owns everything that is about the connection: the h2 state
+machine, writing its output once per loop iteration, the connection's flow-control window, the
+floods it refuses (rapid reset, SETTINGS/PING/empty frames), GOAWAY on a graceful shutdown. Each
+stream runs the same `RequestCycle` as HTTP/1.1 (stream.py).
+
+Why h2 and not zttp: docs/architecture.md has the measurement and the reasons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+from hyperframe.frame import GoAwayFrame
+
+from palfrey.http.deadlines import INF
+from palfrey.http2.stream import CONNECTION_SPECIFIC, H2Cycle, H2Stream
+
+if TYPE_CHECKING:
+    from palfrey.server.state import ServerState
+
+logger = logging.getLogger("palfrey.error")
+
+_ASGI = {"version": "3.0", "spec_version": "2.4"}
+FLOOD_WINDOW = 10.0  # seconds over which resets and control frames are counted
+RESETS_PER_STREAM_LIMIT = 2  # client resets allowed per FLOOD_WINDOW, times the stream limit
+CONTROL_FRAME_LIMIT = 1000  # PING, SETTINGS and empty DATA frames allowed per FLOOD_WINDOW
+MAX_HEADER_LIST = 65536  # decoded header bytes per request at most (h2's default), whatever the head limits
+CONNECTION_WINDOW = 16 * 1024 * 1024
+LINGER = 2.0  # seconds input is read and dropped after a GOAWAY before closing (as HTTP/1.1 lingers)  # so one stream holding its credit never blocks the others
+
+
+class H2Protocol(asyncio.Protocol):
+    """One HTTP/2 connection (after ALPN, the cleartext preface or an h2c upgrade)."""
+
+    def __init__(
+        self,
+        state: ServerState,
+        transport: Any,
+        *,
+        client: tuple[str, int] | None,
+        server: tuple[str, int | None] | None,
+        scheme: str,
+        max_streams: int,
+    ) -> None:
+        self.state = state
+        self.loop = state.loop
+        self.transport = transport
+        self.client = client
+        self.server = server
+        self.scheme = scheme
+        self.metrics = state.metrics
+        self.deadline = INF  # the server's deadline sweep reads it (no HTTP/2 deadlines yet)
+        self.streams: dict[int, H2Stream] = {}
+        self.blocked: dict[int, H2Stream] = {}  # streams with output waiting for window
+        self.write_paused = False
+        self.flush_handle: asyncio.Handle | None = None
+        self.goaway = False
+        self.discard_input = False  # a connection error was answered with GOAWAY: input is ignored
+        self.last_stream_id = 0
+        self.flood_since = self.loop.time()
+        self.resets = 0
+        self.control_frames = 0
+        self.reset_limit = RESETS_PER_STREAM_LIMIT * max_streams
+        self.deferred: H2Stream | None = None  # h2c: stream 1 starts once the client's preface is in
+        self._defaults_src = b""
+        self._defaults: list[tuple[bytes, bytes]] = []
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        conn = self.h2 = h2.connection.H2Connection(config)
+        limits = state.limits
+        conn.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: min(
+                    limits.fields * limits.field_size, MAX_HEADER_LIST
+                ),
+                h2.settings.SettingCodes.ENABLE_PUSH: 0,
+            },
+        )
+
+    # Starting
+
+    def start(self, data: bytes) -> None:
+        """Prior knowledge or ALPN: send our preface, then read the client's from `data` on."""
+        self.h2.initiate_connection()
+        self.h2.increment_flow_control_window(CONNECTION_WINDOW)
+        self._register()
+        if data:
+            self.data_received(data)
+        else:
+            self.flush()
+
+    def start_upgraded(
+        self, settings: bytes, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        """h2c upgrade (RFC 7540 §3.2): the HTTP/1.1 request that asked becomes stream 1."""
+        self.transport.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+        )
+        self.h2.initiate_upgrade_connection(settings)
+        self.h2.increment_flow_control_window(CONNECTION_WINDOW)
+        self._register()
+        authority = b""
+        fields = []
+        for name, value in headers:
+            if name == b"host":
+                authority = value
+            if name not in CONNECTION_SPECIFIC and name != b"te":
+                fields.append((name, value))
+        # The app starts once the client's preface arrives: a client (curl) that reads the 101 and
+        # the frames after it in one buffer cannot take a large response there.
+        stream = self._open(1, method, b"http", target, authority, fields, ended=True, start=False)
+        if stream is not None and stream.cycle is not None:
+            cycle = stream.cycle
+            if body:
+                cycle.feed_body(body)
+            cycle.end_body()
+            self.deferred = stream
+        self.flush()
+
+    def _register(self) -> None:
+        state = self.state
+        state.connections.add(self)
+        if state.draining:
+            self.shutdown()
+
+    # asyncio.Protocol
+
+    def data_received(self, data: bytes) -> None:
+        if self.metrics is not None:
+            self.metrics.bytes_in += len(data)
+        if self.discard_input:
+            return
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        deferred = self.deferred
+        if deferred is not None:
+            self.deferred = None
+            if not deferred.reset:
+                self._run(deferred)
+        event: Any
+        for event in events:
+            kind = type(event)
+            if kind is h2.events.RequestReceived:
+                self._request(event)
+            elif kind is h2.events.DataReceived:
+                self._data(event)
+            elif kind is h2.events.StreamEnded:
+                stream = self.streams.get(event.stream_id)
+                if stream is not None and stream.cycle is not None:
+                    stream.cycle.end_body()
+            elif kind is h2.events.WindowUpdated:
+                self._window_updated(event.stream_id)
+            elif kind is h2.events.StreamReset:
+                self._remote_reset(event.stream_id)
+            elif kind is h2.events.PingReceived or kind is h2.events.RemoteSettingsChanged:
+                self._control_frame()
+            elif kind is h2.events.ConnectionTerminated:
+                self.goaway = True
+                self.flush()
+                self.transport.close()
+                return
+            if self.discard_input or self.transport.is_closing():
+                return
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        state = self.state
+        state.connections.discard(self)
+        if self.flush_handle is not None:
+            self.flush_handle.cancel()
+            self.flush_handle = None
+        for stream in self.streams.values():
+            stream.reset = True
+            if stream.cycle is not None:
+                stream.cycle.disconnect()
+            stream.release()
+        self.blocked.clear()
+        if state.draining:
+            state.check_idle()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        for stream in self.streams.values():
+            stream.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        for stream in self.streams.values():
+            if len(stream.out) <= 65536:
+                stream.write_paused = False
+                stream.release()
+
+    # Requests
+
+    def _request(self, event: Any) -> None:
+        stream_id = event.stream_id
+        if self.goaway:
+            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        method = path = authority = b""
+        scheme = self.scheme.encode()
+        fields: list[tuple[bytes, bytes]] = []
+        for name, value in event.headers:
+            if name[:1] == b":":
+                if name == b":method":
+                    method = value
+                elif name == b":path":
+                    path = value
+                elif name == b":authority":
+                    authority = value
+                elif name == b":scheme":
+                    scheme = value
+            else:
+                fields.append((name, value))
+        self._open(stream_id, method, scheme, path, authority, fields, ended=event.stream_ended is not None)
+
+    def _open(
+        self,
+        stream_id: int,
+        method: bytes,
+        scheme: bytes,
+        target: bytes,
+        authority: bytes,
+        fields: list[tuple[bytes, bytes]],
+        *,
+        ended: bool,
+        start: bool = True,
+    ) -> H2Stream | None:
+        """Build the scope and start the app for a new stream (None: the stream was refused)."""
+        state = self.state
+        self.last_stream_id = stream_id
+        raw_path, _, query_string = target.partition(b"?")
+        try:
+            path = raw_path.decode("ascii")
+            method_str = method.decode("ascii")
+        except UnicodeDecodeError:
+            path = ""
+        if not path.startswith("/") or method == b"CONNECT":
+            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return None
+        if 37 in raw_path:
+            path = unquote(path)
+        if authority and not any(name == b"host" for name, _ in fields):
+            fields.insert(0, (b"host", authority))
+        root_path = state.root_path
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": "2",
+            "server": self.server,
+            "client": self.client,
+            "scheme": scheme.decode("ascii") if scheme in (b"http", b"https") else self.scheme,
+            "method": method_str,
+            "root_path": root_path,
+            "path": root_path + path if root_path else path,
+            "raw_path": root_path.encode("ascii") + raw_path if root_path else raw_path,
+            "query_string": query_string,
+            "headers": fields,
+            "state": state.lifespan_state.copy(),
+        }
+        if state.proxy is not None:
+            state.proxy.apply(scope)
+        stream = H2Stream(self, stream_id)
+        cycle = H2Cycle(
+            stream,
+            scope,
+            keep_alive=True,
+            expect_continue=False,
+            more_body=not ended,
+            is_head=method == b"HEAD",
+            http10=False,
+            start_time=perf_counter() if state.access_log is not None or self.metrics is not None else 0.0,
+        )
+        cycle.started = False
+        stream.cycle = cycle
+        if self.write_paused:
+            stream.write_paused = True
+        self.streams[stream_id] = stream
+        if start:
+            self._run(stream)
+        return stream
+
+    def _run(self, stream: H2Stream) -> None:
+        """Start the app for the stream (or the 503 app, past --limit-concurrency)."""
+        state = self.state
+        cycle = stream.cycle
+        assert cycle is not None
+        app = state.app
+        limit = state.limit_concurrency
+        if limit is not None and len(state.tasks) >= limit:  # --limit-concurrency counts streams
+            app = _service_unavailable
+            if self.metrics is not None:
+                self.metrics.limited += 1
+        task = state.context.run(self.loop.create_task, cycle.run(app))
+        state.tasks.add(task)
+        cycle.task = task
+
+    def _data(self, event: Any) -> None:
+        stream = self.streams.get(event.stream_id)
+        length = event.flow_controlled_length
+        if not event.data and event.stream_ended is None:
+            self._control_frame()  # an empty DATA frame carries nothing: counted as a flood
+        if stream is None or stream.cycle is None or stream.cycle.response_complete:
+            self._ack(event.stream_id, length)  # nobody will read it: give the credit back now
+            return
+        stream.cycle.feed_body(event.data)
+        stream.unacked += length
+        if not stream.read_paused:
+            self.acknowledge(stream)
+
+    def acknowledge(self, stream: H2Stream) -> None:
+        """Give the client back the credit for the body this stream's app has taken (or may buffer)."""
+        length = stream.unacked
+        if length:
+            stream.unacked = 0
+            self._ack(stream.stream_id, length)
+            self.schedule_flush()
+
+    def _ack(self, stream_id: int, length: int) -> None:
+        if length:
+            try:
+                self.h2.acknowledge_received_data(length, stream_id)
+            except h2.exceptions.StreamClosedError:
+                pass
+
+    # Responses
+
+    def default_fields(self, has_server: bool, has_date: bool) -> list[tuple[bytes, bytes]]:
+        """The server's own response fields (Date, Server, --header), parsed once per second."""
+        source = self.state.default_headers(has_server, has_date)
+        if source is not self._defaults_src or has_server or has_date:
+            fields = [
+                (name.strip(), value.strip())
+                for name, _, value in (line.partition(b":") for line in source.split(b"\r\n") if line)
+            ]
+            if has_server or has_date:
+                return fields
+            self._defaults_src = source
+            self._defaults = fields
+        return list(self._defaults)
+
+    def send_head(self, stream: H2Stream, status: int, fields: list[tuple[bytes, bytes]], end: bool) -> None:
+        try:
+            self.h2.send_headers(stream.stream_id, [(b":status", b"%d" % status), *fields], end_stream=end)
+        except h2.exceptions.StreamClosedError:
+            stream.reset = True
+            return
+        if end:
+            stream.ended = True
+            self.schedule_flush()
+        else:
+            self.push(stream)
+
+    def push(self, stream: H2Stream) -> None:
+        """Send what the windows admit of the stream's queued output (and END_STREAM after it)."""
+        if stream.reset or stream.ended:
+            return
+        conn = self.h2
+        stream_id = stream.stream_id
+        out = stream.out
+        try:
+            while out:
+                window = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
+                if window <= 0:
+                    break
+                chunk = bytes(out[:window])
+                del out[:window]
+                end = stream.end_queued and not out
+                conn.send_data(stream_id, chunk, end_stream=end)
+                if end:
+                    stream.ended = True
+            if not out and stream.end_queued and not stream.ended:
+                conn.end_stream(stream_id)
+                stream.ended = True
+        except (h2.exceptions.StreamClosedError, h2.exceptions.FlowControlError):
+            stream.reset = True
+            out.clear()
+        if out and not stream.reset:
+            self.blocked[stream_id] = stream
+        else:
+            self.blocked.pop(stream_id, None)
+            if stream.ended and stream.cycle is not None and stream.cycle.response_complete:
+                self.streams.pop(stream_id, None)
+        paused = len(out) > 65536 or self.write_paused
+        if stream.write_paused != paused:
+            stream.write_paused = paused
+            if not paused:
+                stream.release()
+        self.schedule_flush()
+
+    def _window_updated(self, stream_id: int) -> None:
+        if stream_id:
+            stream = self.blocked.get(stream_id)
+            if stream is not None:
+                self.push(stream)
+            return
+        for stream in list(self.blocked.values()):
+            self.push(stream)
+
+    def reset_stream(self, stream: H2Stream, code: int = h2.errors.ErrorCodes.INTERNAL_ERROR) -> None:
+        if not stream.reset and not stream.ended:
+            try:
+                self.h2.reset_stream(stream.stream_id, code)
+            except h2.exceptions.StreamClosedError:
+                pass
+            self.schedule_flush()
+        stream.reset = True
+        stream.out.clear()
+        self.blocked.pop(stream.stream_id, None)
+
+    def stream_done(self, stream: H2Stream) -> None:
+        """The stream's response is complete (or broke off): forget it once its output is out."""
+        if stream.ended or stream.reset:
+            self.streams.pop(stream.stream_id, None)
+        if self.goaway and not self.streams:
+            self.flush()  # and linger: nothing is left to answer
+
+    def schedule_flush(self) -> None:
+        if self.flush_handle is None:
+            self.flush_handle = self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the frames h2 has queued, in one call (once per loop iteration at most)."""
+        handle = self.flush_handle
+        if handle is not None:
+            handle.cancel()
+            self.flush_handle = None
+        data = self.h2.data_to_send()
+        if data and not self.discard_input and not self.transport.is_closing():
+            self.transport.write(data)
+        if self.goaway and not self.streams:
+            self.linger()
+
+    # Floods and errors
+
+    def _flood_window(self) -> None:
+        now = self.loop.time()
+        if now - self.flood_since > FLOOD_WINDOW:
+            self.flood_since = now
+            self.resets = self.control_frames = 0
+
+    def _remote_reset(self, stream_id: int) -> None:
+        stream = self.streams.pop(stream_id, None)
+        self.blocked.pop(stream_id, None)
+        if stream is not None:
+            stream.reset = True
+            stream.out.clear()
+            stream.release()
+            cycle = stream.cycle
+            if cycle is not None:
+                if not cycle.started and cycle.task is not None:
+                    # Reset before the app ran: the task never starts (rapid reset costs no app work).
+                    cycle.task.cancel()
+                    self.state.task_done(cycle.task)
+                else:
+                    cycle.disconnect()
+        self._flood_window()
+        self.resets += 1
+        if self.resets > self.reset_limit:
+            self._calm("rapid reset")
+
+    def _control_frame(self) -> None:
+        self._flood_window()
+        self.control_frames += 1
+        if self.control_frames > CONTROL_FRAME_LIMIT:
+            self._calm("control frame flood")
+
+    def _calm(self, what: str) -> None:
+        logger.warning("HTTP/2 %s from %s: connection closed (ENHANCE_YOUR_CALM)", what, self.client)
+        self._close_with(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def _protocol_error(self, exc: h2.exceptions.ProtocolError) -> None:
+        code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
+        logger.debug("HTTP/2 protocol error from %s: %s", self.client, exc)
+        self._close_with(code)
+
+    def _close_with(self, code: int) -> None:
+        try:
+            self.h2.close_connection(error_code=code, last_stream_id=self.last_stream_id)
+        except h2.exceptions.ProtocolError:
+            pass
+        self.goaway = True
+        data = self.h2.data_to_send()
+        if data and not self.discard_input and not self.transport.is_closing():
+            self.transport.write(data)
+        for stream in list(self.streams.values()):
+            stream.reset = True
+            if stream.cycle is not None:
+                stream.cycle.disconnect()
+            stream.release()
+        self.linger()
+
+    def linger(self) -> None:
+        """Close without losing the GOAWAY to a reset: closing with unread input sends RST, so the
+        write side is shut first and input is discarded for LINGER seconds (as HTTP/1.1 does)."""
+        if self.discard_input:
+            return
+        self.discard_input = True
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if not transport.can_write_eof():  # TLS cannot half-close
+            transport.close()
+            return
+        transport.write_eof()
+        self.loop.call_later(LINGER, transport.close)
+
+    # Shutdown
+
+    def shutdown(self) -> None:
+        """Graceful: GOAWAY with the last stream taken; in-flight streams finish, then we close.
+
+        The GOAWAY frame is written beside h2 (h2 would treat the connection as closed after its
+        own and refuse to finish the streams in flight); streams the client opens after it are
+        refused, so the client knows they were never processed and may retry them elsewhere.
+        """
+        if self.goaway:
+            return
+        self.goaway = True
+        for stream in self.streams.values():
+            if stream.cycle is not None:
+                stream.cycle.server_draining()  # a long-lived response waiting in receive() is told to end
+        self.flush()
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = self.last_stream_id
+        frame.error_code = 0
+        if not self.transport.is_closing():
+            self.transport.write(frame.serialize())
+        if not self.streams:
+            self.linger()
+
+    def check_deadline(self, now: float) -> None:
+        """No HTTP/2 deadline yet (docs/http2.md lists the idle timeout as not yet handled)."""
+        self.deadline = INF
+
+
+async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
+    body = b"Service Unavailable"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"19")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,341 @@
+"""HTTP/2 at the frame level, played with the `h2` library on a raw socket against a real server:
+flow control per stream both ways, GOAWAY on a graceful shutdown with a stream in flight, and the
+floods the first cut refuses (rapid reset, PING, CONTINUATION)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import ServerProcess, run_server
+
+h2_connection = pytest.importorskip("h2.connection")
+import h2.config  # noqa: E402
+import h2.errors  # noqa: E402
+import h2.events  # noqa: E402
+from hyperframe.frame import ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame  # noqa: E402
+
+APP = "tests.apps.http2_apps:app"
+
+
+class Client:
+    """A raw HTTP/2 client: h2's state machine on a blocking socket, every wait bounded."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.h2 = h2_connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        self.h2.initiate_connection()
+        self.events: list[Any] = []
+        self.closed = False
+        self.flush()
+
+    def flush(self) -> None:
+        data = self.h2.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def request(self, path: str, *, body: bytes | None = None, end: bool = True, flush: bool = True) -> int:
+        stream_id = self.h2.get_next_available_stream_id()
+        headers = [(b":method", b"POST" if body is not None else b"GET"), (b":scheme", b"http")]
+        headers += [(b":path", path.encode()), (b":authority", b"test")]
+        self.h2.send_headers(stream_id, headers, end_stream=body is None and end)
+        if body is not None:
+            self.h2.send_data(stream_id, body, end_stream=end)
+        if flush:
+            self.flush()
+        return stream_id
+
+    def read_until(self, done: Callable[[], bool], timeout: float = 5.0, ack: bool = True) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out; events: {self.events[-10:]}")
+            self.sock.settimeout(remaining)
+            data = self.sock.recv(65536)
+            if not data:
+                self.closed = True
+                if done():
+                    return
+                raise AssertionError(f"connection closed; events: {self.events[-10:]}")
+            for event in self.h2.receive_data(data):
+                self.events.append(event)
+                if ack and isinstance(event, h2.events.DataReceived):
+                    self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            self.flush()
+
+    def read_for(self, seconds: float, step: Callable[[], bool]) -> None:
+        """Read (and run `step` after each read) for `seconds`, however much arrives."""
+        deadline = time.monotonic() + seconds
+        while not step() and (remaining := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                return
+            for event in self.h2.receive_data(data):
+                self.events.append(event)
+            self.flush()
+
+    def body(self, stream_id: int) -> bytes:
+        return b"".join(
+            e.data for e in self.events if isinstance(e, h2.events.DataReceived) and e.stream_id == stream_id
+        )
+
+    def ended(self, stream_id: int) -> bool:
+        return any(isinstance(e, h2.events.StreamEnded) and e.stream_id == stream_id for e in self.events)
+
+    def goaway(self) -> Any:
+        return next((e for e in self.events if isinstance(e, h2.events.ConnectionTerminated)), None)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    with run_server(APP, "--http2") as process:
+        yield process
+
+
+def started(port: int) -> int:
+    client = Client(port)
+    try:
+        stream_id = client.request("/started")
+        client.read_until(lambda: client.ended(stream_id))
+        return int(client.body(stream_id))
+    finally:
+        client.close()
+
+
+def test_app_that_does_not_read_stops_only_its_streams_window(server: ServerProcess) -> None:
+    client = Client(server.port)
+    client.h2.increment_flow_control_window(2**30)  # our connection window never limits the server
+    stalled = client.request("/no-read", body=b"", end=False)
+    sent = 0
+
+    def fill() -> bool:
+        nonlocal sent
+        while (window := client.h2.local_flow_control_window(stalled)) > 0:
+            client.h2.send_data(stalled, b"s" * min(16384, window))
+            sent += min(16384, window)
+        client.flush()
+        return False
+
+    # Send while the server gives credit: it stops once the app holds its high-water mark unread.
+    client.read_for(1.0, fill)
+    fill()
+    # Meanwhile another stream uploads four windows' worth and gets all of it echoed.
+    payload = b"e" * 65536 * 4
+    other = client.h2.get_next_available_stream_id()
+    client.h2.send_headers(
+        other, [(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/echo"), (b":authority", b"t")]
+    )
+    offset = 0
+
+    def pump() -> bool:
+        nonlocal offset
+        while offset < len(payload) and client.h2.local_flow_control_window(other) > 0:
+            size = min(16384, client.h2.local_flow_control_window(other), len(payload) - offset)
+            client.h2.send_data(
+                other, payload[offset : offset + size], end_stream=offset + size == len(payload)
+            )
+            offset += size
+        client.flush()
+        return client.ended(other)
+
+    client.read_until(pump)
+    assert client.body(other) == payload
+    assert 65535 < sent <= 65536 + 65535  # one window past the cycle's 64 KiB high-water mark
+    assert client.h2.local_flow_control_window(stalled) == 0  # still no credit for the stalled stream
+    client.close()
+
+
+def test_client_that_does_not_read_blocks_only_its_stream(server: ServerProcess) -> None:
+    client = Client(server.port)
+    client.h2.increment_flow_control_window(2**30)  # connection window open, stream windows 64 KiB
+    client.flush()
+    big = client.request("/big")  # 1 MiB response, never acknowledged on its stream
+    client.read_until(lambda: len(client.body(big)) >= 65535, ack=False)
+    small = client.request("/echo", body=b"still served")
+    client.read_until(lambda: client.ended(small), ack=False)
+    assert client.body(small) == b"still served"
+    assert len(client.body(big)) == 65535 and not client.ended(big)
+    client.close()
+
+
+def count(port: int, path: str) -> int:
+    client = Client(port)
+    try:
+        stream_id = client.request(path)
+        client.read_until(lambda: client.ended(stream_id))
+        return int(client.body(stream_id))
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("how", ["reset", "close"])
+def test_client_disconnect_reaches_the_app(server: ServerProcess, how: str) -> None:
+    before = count(server.port, "/disconnects")
+    client = Client(server.port)
+    stream_id = client.request("/wait-disconnect")
+    server.wait_for_matches("waiting for disconnect", count=before + 1)
+    if how == "reset":
+        client.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        client.flush()
+    else:
+        client.close()
+    deadline = time.monotonic() + 5
+    while count(server.port, "/disconnects") == before:
+        assert time.monotonic() < deadline, "the app never saw http.disconnect"
+        time.sleep(0.05)
+    client.close()
+
+
+def test_rapid_reset_is_cut_off_and_costs_no_app_work(server: ServerProcess) -> None:
+    before = started(server.port)
+    client = Client(server.port)
+    for _ in range(300):
+        stream_id = client.request("/counted", flush=False)
+        client.h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        client.flush()  # HEADERS and RST_STREAM in one write, as the attack sends them
+    try:
+        client.flush()
+        client.read_until(lambda: client.goaway() is not None or client.closed)
+    except (ConnectionError, AssertionError):
+        pass  # the server may close before every frame was written
+    assert client.goaway() is not None
+    assert client.goaway().error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    client.close()
+    # Streams reset in the same read as their HEADERS never reach the app.
+    assert started(server.port) - before <= 5  # only a HEADERS split from its RST_STREAM by a read
+
+
+def test_ping_flood_is_cut_off(server: ServerProcess) -> None:
+    client = Client(server.port)
+    try:
+        for i in range(1500):
+            client.h2.ping(b"%08d" % i)
+            client.flush()
+        client.read_until(lambda: client.goaway() is not None)
+    except (ConnectionError, AssertionError):
+        pass
+    assert client.goaway() is not None
+    assert client.goaway().error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    client.close()
+
+
+def test_continuation_flood_is_bounded(server: ServerProcess) -> None:
+    client = Client(server.port)
+    headers = HeadersFrame(1)
+    headers.data = client.h2.encoder.encode([(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/")])
+    try:
+        client.sock.sendall(headers.serialize())
+        for _ in range(80):  # h2 allows 64 CONTINUATION frames per header block
+            frame = ContinuationFrame(1)
+            frame.data = client.h2.encoder.encode([(b"x-flood", b"y" * 1000)])
+            client.sock.sendall(frame.serialize())
+        client.read_until(lambda: client.goaway() is not None or client.closed)
+    except (ConnectionError, AssertionError):
+        pass
+    assert client.goaway() is not None
+    assert client.goaway().error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    client.close()
+    assert started(server.port) >= 0  # the server is alive and serving
+
+
+def raw_frames(sock: socket.socket, timeout: float = 10.0) -> list[Any]:
+    """Every frame until the server closes the connection (h2's own client state machine refuses
+    frames after a GOAWAY, even for streams the GOAWAY says will be completed)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        sock.settimeout(remaining)
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    frames = []
+    while len(data) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+        frame.parse_body(memoryview(data[9 : 9 + length]))
+        frames.append(frame)
+        data = data[9 + length :]
+    return frames
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_goaway_on_term_finishes_the_stream_in_flight(workers: str) -> None:
+    with run_server(APP, "--http2", "--workers", workers) as process:
+        client = Client(process.port)
+        stream_id = client.request("/slow")
+        process.wait_for_line("slow request started")
+        process.signal(signal.SIGTERM)
+        frames = raw_frames(client.sock)
+        goaway = [f for f in frames if isinstance(f, GoAwayFrame)]
+        assert len(goaway) == 1 and goaway[0].last_stream_id == stream_id and goaway[0].error_code == 0
+        data = [f for f in frames if isinstance(f, DataFrame) and f.stream_id == stream_id]
+        assert b"".join(f.data for f in data) == b"slow done"
+        assert "END_STREAM" in data[-1].flags
+        assert frames.index(goaway[0]) < frames.index(data[0])  # told first, then completed
+        assert process.wait_exit(timeout=10) == 0
+        client.close()
+
+
+def test_limit_concurrency_counts_streams() -> None:
+    with run_server(APP, "--http2", "--limit-concurrency", "1") as process:
+        client = Client(process.port)
+        slow = client.request("/slow")
+        process.wait_for_line("slow request started")
+        refused = client.request("/other")
+        client.read_until(lambda: client.ended(refused) and client.ended(slow))
+        statuses = {
+            e.stream_id: dict(e.headers)[b":status"]
+            for e in client.events
+            if isinstance(e, h2.events.ResponseReceived)
+        }
+        assert statuses == {slow: b"200", refused: b"503"}
+        client.close()
+
+
+def h2c_upgrade(port: int, body_chunks: list[bytes]) -> tuple[bytes, Client]:
+    """An `Upgrade: h2c` POST with a chunked body on a raw socket; returns the HTTP/1.1 head answered."""
+    client = Client.__new__(Client)
+    client.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    client.h2 = h2_connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    client.events, client.closed = [], False
+    settings = client.h2.initiate_upgrade_connection()
+    assert settings is not None
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in body_chunks) + b"0\r\n\r\n"
+    client.sock.sendall(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        b"HTTP2-Settings: " + settings + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = client.sock.recv(1)
+        assert data, head
+        head += data
+    return head, client
+
+
+def test_h2c_upgrade_with_a_chunked_body(server: ServerProcess) -> None:
+    head, client = h2c_upgrade(server.port, [b"chunk one,", b" chunk two"])
+    assert head.startswith(b"HTTP/1.1 101 ")
+    client.flush()  # the client preface, after the 101
+    client.read_until(lambda: client.ended(1))
+    assert client.body(1) == b"chunk one, chunk two"
+    client.close()
+
+
+def test_h2c_upgrade_body_over_the_limit_is_413(server: ServerProcess) -> None:
+    head, client = h2c_upgrade(server.port, [b"x" * 65536] * 17)  # just over 1 MiB
+    assert head.startswith(b"HTTP/1.1 413 ")
+    client.close()
