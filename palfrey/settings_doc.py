@@ -30,7 +30,7 @@ def render() -> str:
     lines = [
         "# Settings reference",
         "",
-        "Generated from `palfrey/options.py` by `make docs`; do not edit by hand.",
+        "Generated from the settings table in `palfrey/options/` by `make docs`; do not edit by hand.",
         "",
         "Every setting is a CLI flag, a `palfrey.run()` / `palfrey.Config()` keyword (the name column), and an",
         "environment variable for the CLI. Repeatable flags take several values from the environment",
