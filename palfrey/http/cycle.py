@@ -16,7 +16,6 @@ import logging
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from palfrey.http.head import ParseError
 from palfrey.http.response import STATUS_LINES, error_response, status_line
 
 if TYPE_CHECKING:
@@ -118,7 +117,7 @@ class RequestCycle:
         self.flush_handle: asyncio.Handle | None = None
         self.task: asyncio.Task[None] | None = None  # set by the protocol; leaves state.tasks at the end
         # `expires` (--timeout-request) is left unset here: the deadline sweep stamps it the first
-        # time it sees the request (see `check_timeout`), so a request costs nothing for it.
+        # time it sees the request (see `cycle_limits.check_timeout`), so a request costs nothing for it.
 
     # Fed by the connection.
 
@@ -167,52 +166,6 @@ class RequestCycle:
             return True
         self.response_complete = True
         return False
-
-    def check_timeout(self, now: float, timeout: float) -> None:
-        """--timeout-request, from the server's quarter-second sweep: time out a request whose app
-        has not started its response within `timeout` seconds of the sweep first seeing it."""
-        if self.response_started or self.response_complete or self.disconnected:
-            return
-        try:
-            expires = self.expires
-        except AttributeError:
-            self.expires = now + timeout
-            return
-        if now >= expires:
-            self.time_out(timeout)
-
-    def time_out(self, timeout: float) -> None:
-        """Answer 504 in the app's place, record it, and cancel the app's task.
-
-        504 rather than 503: the app (the server's upstream) did not answer in time, which a
-        balancer must not take for "this server is unavailable" (503 is --limit-concurrency's and
-        /readyz's). The cancelled app sees CancelledError at its current await; whatever it sends
-        afterwards is dropped. A WSGI app's thread cannot be cancelled: its bridge is aborted, so
-        the thread's next read or write raises, and its result is discarded.
-        """
-        protocol = self.protocol
-        state = protocol.state
-        scope = self.scope
-        logger.warning(
-            "Request timeout: %s %s did not start its response within %gs; answered 504, app cancelled",
-            scope["method"],
-            scope["path"],
-            timeout,
-        )
-        if state.metrics is not None:
-            state.metrics.request_timeouts += 1
-        self.status = 504
-        self.response_headers = ()
-        self.keep_alive = False
-        self.response_complete = True
-        self.disconnected = True  # the app's later sends are dropped; a receive() gets http.disconnect
-        self.wake()
-        if not self.transport.is_closing():
-            self.transport.write(error_response(504, "Gateway Timeout", state.default_headers(False, False)))
-        self._done()
-        task = self.task
-        if task is not None and not task.done():
-            task.cancel()
 
     # The ASGI callables.
 
@@ -428,7 +381,7 @@ class RequestCycle:
         waiter = self.waiter  # wake(), inlined: an app task waiting in receive() gets http.disconnect
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        # _done(), inlined: once per request
+        # record(), inlined: once per request
         protocol = self.protocol
         state = protocol.state
         state.total_requests += 1
@@ -446,7 +399,7 @@ class RequestCycle:
             state.on_request_done()
         protocol.cycle_done(self)
 
-    def _done(self) -> None:
+    def record(self) -> None:
         """Record the finished request (plain values only), then hand the connection back."""
         protocol = self.protocol
         state = protocol.state
@@ -488,7 +441,7 @@ class RequestCycle:
         self.keep_alive = False
         self.response_complete = True
         self._write_error()
-        self._done()
+        self.record()
 
     def _write_error(self) -> None:
         """The 500 response for an app that failed before its response began (an HTTP/2 stream
@@ -524,33 +477,3 @@ class RequestCycle:
             else:
                 logger.error("ASGI callable returned without completing response.")
             self.fail(None)
-
-
-class LimitedCycle(RequestCycle):
-    """A request whose body may grow past --limit-request-body (a chunked one): each chunk is
-    checked. A request with no body, or whose Content-Length is within the limit, is a plain
-    `RequestCycle`, so the check costs nothing there (and nothing at all when no limit is set)."""
-
-    __slots__ = ("body_limit",)
-    body_limit: int
-
-    @classmethod
-    def limiting(cls, cycle: RequestCycle, limit: int) -> LimitedCycle:
-        """The same, not yet started, request with its body limited to `limit` bytes.
-
-        Built from a plain cycle so that the common case (no body, or no limit) constructs exactly
-        what it did before: the copy is paid only by chunked requests when a limit is set.
-        """
-        limited = cls.__new__(cls)
-        for name in RequestCycle.__slots__:
-            if name != "expires":  # stamped later by the deadline sweep
-                setattr(limited, name, getattr(cycle, name))
-        limited.body_limit = limit
-        return limited
-
-    def feed_body(self, data: bytes) -> None:
-        if self.received + len(data) > self.body_limit:
-            # The connection answers 413 (or closes, if the response began) and the app gets
-            # http.disconnect through `abort_body`: never a truncated body that looks complete.
-            raise ParseError(413, "Request body over the limit")
-        RequestCycle.feed_body(self, data)

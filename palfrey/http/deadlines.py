@@ -6,7 +6,7 @@ fresh connection during a drain, send), so no timer is scheduled per request: th
 deadline (--timeout-send) starts when the transport's buffer fills; when another deadline is active
 it waits behind it (`send_deadline`) and takes over once that one is handled. The body deadline is
 the earlier of the gap since the last chunk and the request-body rate floor. The request deadline
-(--timeout-request) is the cycle's own (`RequestCycle.check_timeout`), stamped by the same sweep.
+(--timeout-request) is the cycle's own (`cycle_limits.check_timeout`), stamped by the same sweep.
 
 `DeadlineSweep` is a mixin of `HttpProtocol` (protocol.py): what it acts with (`_reject`, `_close`,
 the parser) lives there.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from palfrey.http.cycle_limits import check_timeout
 from palfrey.http.head import ParseError
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ class DeadlineSweep:
         lives in the cycle, so an HTTP/2 stream's cycles are timed out the same way."""
         cycle = self.cycle
         if cycle is not None:
-            cycle.check_timeout(now, timeout)
+            check_timeout(cycle, now, timeout)
 
     def check_deadline(self, now: float) -> None:
         """Called by the server's sweep; acts when this connection's deadline has passed."""

@@ -22,7 +22,8 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from palfrey.http.cycle import LimitedCycle, RequestCycle
+from palfrey.http.cycle import RequestCycle
+from palfrey.http.cycle_limits import limit_body, raised_by_sink
 from palfrey.http.deadlines import (
     _BODY,
     _DRAIN,
@@ -34,8 +35,8 @@ from palfrey.http.deadlines import (
     DeadlineSweep,
 )
 from palfrey.http.flow import WriteFlow
-from palfrey.http.head import BODY_CHUNKED, BODY_NONE, Framing, ParseError, split_target
-from palfrey.http.response import error_response
+from palfrey.http.head import BODY_NONE, Framing, ParseError, split_target
+from palfrey.http.response import error_response, service_unavailable
 
 if TYPE_CHECKING:
     from palfrey.http2.h2c import Http2Options
@@ -135,7 +136,7 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
         try:
             self.parser.feed(data)
         except ParseError as exc:
-            self._reject(_raised_by_sink(exc))
+            self._reject(raised_by_sink(exc))
             return
         if self.parser.in_head:
             if self.deadline_kind != _HEADER and self.deadline_kind != _DRAIN:
@@ -210,7 +211,7 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
             start_time=perf_counter() if state.access_log is not None or self.metrics is not None else 0.0,
         )
         if cycle.more_body and state.slow.body_limit is not None:  # nothing more for a bodiless request
-            cycle = _limit_body(cycle, framing, state.slow.body_limit)
+            cycle = limit_body(cycle, framing, state.slow.body_limit)
         self.parsing = cycle
         if self.cycle is None:
             self._start(cycle)
@@ -272,7 +273,7 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
         # --limit-concurrency counts work: request tasks and WebSocket sessions (both in
         # state.tasks), never idle keep-alive connections. See ServerState.at_capacity.
         if limit is not None and len(state.tasks) - finishing >= limit:
-            app = _service_unavailable
+            app = service_unavailable
             if self.metrics is not None:
                 self.metrics.limited += 1
         # The task copies state.context, never the current one: a pipelined request started from
@@ -446,32 +447,6 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
             self.transport.close()
 
 
-def _limit_body(cycle: RequestCycle, framing: Framing, limit: int) -> RequestCycle:
-    """--limit-request-body: a Content-Length over it is refused before the app runs (413); a
-    chunked body is checked chunk by chunk by a `LimitedCycle` (a length within it cannot grow)."""
-    if framing.body == BODY_CHUNKED:
-        return LimitedCycle.limiting(cycle, limit)
-    if framing.length > limit:
-        raise ParseError(413, "Request body over the limit")
-    return cycle
-
-
-def _raised_by_sink(exc: ParseError) -> ParseError:
-    """The ParseError one of our own callbacks raised, if the parser wrapped it.
-
-    httptools turns an exception raised in a callback (a cycle's body over --limit-request-body)
-    into its own callback error, which the adapter reports as a 400; the original is its context.
-    """
-    inner = exc.__context__
-    for _ in range(3):  # the callback error, then what it wraps: a short chain, never a loop
-        if inner is None:
-            break
-        if isinstance(inner, ParseError):
-            return inner
-        inner = inner.__context__
-    return exc
-
-
 def _client_text(client: tuple[str, int] | None) -> str:
     from palfrey.logging.access import format_client_addr  # error path only
 
@@ -489,14 +464,3 @@ def _server_address(address: Any) -> tuple[str, int | None] | None:
     if isinstance(address, str) and address:
         return (address, None)
     return _address(address)
-
-
-async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
-        }
-    )
-    await send({"type": "http.response.body", "body": b"Service Unavailable"})

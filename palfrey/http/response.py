@@ -9,6 +9,7 @@ from __future__ import annotations
 import http
 import time
 from email.utils import formatdate
+from typing import Any
 
 #: The one table of reason phrases (status lines, access logs, gunicorn's atoms, the metrics endpoint).
 REASONS: dict[int, str] = {status.value: status.phrase for status in http.HTTPStatus}
@@ -64,3 +65,20 @@ def error_response(status: int, message: str, default_headers: bytes) -> bytes:
             body,
         )
     )
+
+
+async def service_unavailable(scope: Any, receive: Any, send: Any) -> None:
+    """The app a request runs instead of the real one past --limit-concurrency (HTTP/1.1 and HTTP/2
+    streams alike; an HTTP/2 stream drops the connection-specific `connection` field)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"19"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"Service Unavailable"})

@@ -3,7 +3,7 @@
 It takes a transport over from the HTTP/1.1 protocol once the connection is known to speak HTTP/2
 (negotiate.py decides that) and owns everything that is about the connection: the h2 state
 machine, writing its output once per loop iteration, the connection's flow-control window, the
-floods it refuses (rapid reset, SETTINGS/PING/empty frames), GOAWAY on a graceful shutdown. Each
+floods it refuses (counted by floods.py: rapid reset, SETTINGS/PING/empty frames), GOAWAY on a graceful shutdown. Each
 stream runs the same `RequestCycle` as HTTP/1.1 (stream.py).
 
 Why h2 and not zttp: docs/architecture.md has the measurement and the reasons.
@@ -15,7 +15,6 @@ import asyncio
 import logging
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 import h2.config
 import h2.connection
@@ -26,6 +25,9 @@ import h2.settings
 from hyperframe.frame import GoAwayFrame
 
 from palfrey.http.deadlines import INF
+from palfrey.http.response import service_unavailable
+from palfrey.http2.floods import FloodGuard
+from palfrey.http2.request import request_scope, split_pseudo_headers
 from palfrey.http2.stream import CONNECTION_SPECIFIC, H2Cycle, H2Stream
 
 if TYPE_CHECKING:
@@ -33,13 +35,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("palfrey.error")
 
-_ASGI = {"version": "3.0", "spec_version": "2.4"}
-FLOOD_WINDOW = 10.0  # seconds over which resets and control frames are counted
-RESETS_PER_STREAM_LIMIT = 2  # client resets allowed per FLOOD_WINDOW, times the stream limit
-CONTROL_FRAME_LIMIT = 1000  # PING, SETTINGS and empty DATA frames allowed per FLOOD_WINDOW
 MAX_HEADER_LIST = 65536  # decoded header bytes per request at most (h2's default), whatever the head limits
 CONNECTION_WINDOW = 16 * 1024 * 1024
-LINGER = 2.0  # seconds input is read and dropped after a GOAWAY before closing (as HTTP/1.1 lingers)  # so one stream holding its credit never blocks the others
+LINGER = 2.0  # seconds input is read and dropped after a GOAWAY before closing (as HTTP/1.1 lingers)
 
 
 class H2Protocol(asyncio.Protocol):
@@ -70,10 +68,7 @@ class H2Protocol(asyncio.Protocol):
         self.goaway = False
         self.discard_input = False  # a connection error was answered with GOAWAY: input is ignored
         self.last_stream_id = 0
-        self.flood_since = self.loop.time()
-        self.resets = 0
-        self.control_frames = 0
-        self.reset_limit = RESETS_PER_STREAM_LIMIT * max_streams
+        self.floods = FloodGuard(self.loop.time(), max_streams)
         self.deferred: H2Stream | None = None  # h2c: stream 1 starts once the client's preface is in
         self._defaults_src = b""
         self._defaults: list[tuple[bytes, bytes]] = []
@@ -214,21 +209,7 @@ class H2Protocol(asyncio.Protocol):
         if self.goaway:
             self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
-        method = path = authority = b""
-        scheme = self.scheme.encode()
-        fields: list[tuple[bytes, bytes]] = []
-        for name, value in event.headers:
-            if name[:1] == b":":
-                if name == b":method":
-                    method = value
-                elif name == b":path":
-                    path = value
-                elif name == b":authority":
-                    authority = value
-                elif name == b":scheme":
-                    scheme = value
-            else:
-                fields.append((name, value))
+        method, scheme, path, authority, fields = split_pseudo_headers(event.headers, self.scheme.encode())
         self._open(stream_id, method, scheme, path, authority, fields, ended=event.stream_ended is not None)
 
     def _open(
@@ -246,37 +227,12 @@ class H2Protocol(asyncio.Protocol):
         """Build the scope and start the app for a new stream (None: the stream was refused)."""
         state = self.state
         self.last_stream_id = stream_id
-        raw_path, _, query_string = target.partition(b"?")
-        try:
-            path = raw_path.decode("ascii")
-            method_str = method.decode("ascii")
-        except UnicodeDecodeError:
-            path = ""
-        if not path.startswith("/") or method == b"CONNECT":
+        scope = request_scope(
+            state, self.client, self.server, self.scheme, method, scheme, target, authority, fields
+        )
+        if scope is None:  # not an origin-form path, or CONNECT (no RFC 8441 tunnels)
             self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
             return None
-        if 37 in raw_path:
-            path = unquote(path)
-        if authority and not any(name == b"host" for name, _ in fields):
-            fields.insert(0, (b"host", authority))
-        root_path = state.root_path
-        scope: dict[str, Any] = {
-            "type": "http",
-            "asgi": _ASGI,
-            "http_version": "2",
-            "server": self.server,
-            "client": self.client,
-            "scheme": scheme.decode("ascii") if scheme in (b"http", b"https") else self.scheme,
-            "method": method_str,
-            "root_path": root_path,
-            "path": root_path + path if root_path else path,
-            "raw_path": root_path.encode("ascii") + raw_path if root_path else raw_path,
-            "query_string": query_string,
-            "headers": fields,
-            "state": state.lifespan_state.copy(),
-        }
-        if state.proxy is not None:
-            state.proxy.apply(scope)
         stream = H2Stream(self, stream_id)
         cycle = H2Cycle(
             stream,
@@ -305,7 +261,7 @@ class H2Protocol(asyncio.Protocol):
         app = state.app
         limit = state.limit_concurrency
         if limit is not None and len(state.tasks) >= limit:  # --limit-concurrency counts streams
-            app = _service_unavailable
+            app = service_unavailable
             if self.metrics is not None:
                 self.metrics.limited += 1
         task = state.context.run(self.loop.create_task, cycle.run(app))
@@ -450,12 +406,6 @@ class H2Protocol(asyncio.Protocol):
 
     # Floods and errors
 
-    def _flood_window(self) -> None:
-        now = self.loop.time()
-        if now - self.flood_since > FLOOD_WINDOW:
-            self.flood_since = now
-            self.resets = self.control_frames = 0
-
     def _remote_reset(self, stream_id: int) -> None:
         stream = self.streams.pop(stream_id, None)
         self.blocked.pop(stream_id, None)
@@ -471,15 +421,11 @@ class H2Protocol(asyncio.Protocol):
                     self.state.task_done(cycle.task)
                 else:
                     cycle.disconnect()
-        self._flood_window()
-        self.resets += 1
-        if self.resets > self.reset_limit:
+        if self.floods.reset(self.loop.time()):
             self._calm("rapid reset")
 
     def _control_frame(self) -> None:
-        self._flood_window()
-        self.control_frames += 1
-        if self.control_frames > CONTROL_FRAME_LIMIT:
+        if self.floods.control_frame(self.loop.time()):
             self._calm("control frame flood")
 
     def _calm(self, what: str) -> None:
@@ -549,15 +495,3 @@ class H2Protocol(asyncio.Protocol):
     def check_deadline(self, now: float) -> None:
         """No HTTP/2 deadline yet (docs/http2.md lists the idle timeout as not yet handled)."""
         self.deadline = INF
-
-
-async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
-    body = b"Service Unavailable"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"19")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
