@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.support import HTTP_APP, PARSERS, ServerFactory, ServerProcess, run_server
 
@@ -42,3 +43,18 @@ def http_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     ) as process:
         process.parser = request.param  # type: ignore[attr-defined]
         yield process
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path, Path]:
+    """A test CA and a server certificate for 127.0.0.1 and localhost: (ca, cert chain file, key file).
+    Clients trust it with `ca.configure_trust(ssl_context)`."""
+    directory = tmp_path_factory.mktemp("tls-certs")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    leaf.cert_chain_pems[0].write_to_path(str(cert_file))
+    for extra in leaf.cert_chain_pems[1:]:
+        extra.write_to_path(str(cert_file), append=True)
+    leaf.private_key_pem.write_to_path(str(key_file))
+    return ca, cert_file, key_file

@@ -174,19 +174,8 @@ def test_without_flag_nothing_changes(serve: object) -> None:
         assert httpx.get(server.url + "/fixed").http_version == "HTTP/1.1"
 
 
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path, Path]:
-    directory = tmp_path_factory.mktemp("h2tls")
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    leaf.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
-    leaf.private_key_pem.write_to_path(str(key_file))
-    return ca, cert_file, key_file
-
-
-def test_tls_alpn(tls_files: tuple[trustme.CA, Path, Path]) -> None:
-    ca, cert_file, key_file = tls_files
+def test_tls_alpn(tls_certs: tuple[trustme.CA, Path, Path]) -> None:
+    ca, cert_file, key_file = tls_certs
     context = ssl.create_default_context()
     ca.configure_trust(context)
     with run_server(

@@ -14,22 +14,9 @@ from tests.support import PARSERS, run_server
 APP = "tests.apps.scale_apps:app"
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path, Path]:
-    directory = tmp_path_factory.mktemp("tls-ext")
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1")
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    leaf.cert_chain_pems[0].write_to_path(str(cert_file))
-    for extra in leaf.cert_chain_pems[1:]:
-        extra.write_to_path(str(cert_file), append=True)
-    leaf.private_key_pem.write_to_path(str(key_file))
-    return ca, cert_file, key_file
-
-
 @pytest.mark.parametrize("http", PARSERS)
-def test_tls_extension_in_scope(http: str, certs: tuple[trustme.CA, Path, Path]) -> None:
-    ca, cert_file, key_file = certs
+def test_tls_extension_in_scope(http: str, tls_certs: tuple[trustme.CA, Path, Path]) -> None:
+    ca, cert_file, key_file = tls_certs
     context = ssl.create_default_context()
     ca.configure_trust(context)
     args = (

@@ -140,20 +140,11 @@ def test_hup_closes_with_1012() -> None:
         assert run(scenario, timeout=30) == 1012
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path, Path]:
-    directory = tmp_path_factory.mktemp("ws-tls")
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1", "localhost")
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    leaf.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
-    leaf.private_key_pem.write_to_path(str(key_file))
-    return ca, cert_file, key_file
-
-
 @pytest.mark.parametrize(("http", "ws", "loop"), LOOPS, ids=LOOP_IDS)
-def test_wss_with_palfreys_tls(http: str, ws: str, loop: str, certs: tuple[trustme.CA, Path, Path]) -> None:
-    ca, cert_file, key_file = certs
+def test_wss_with_palfreys_tls(
+    http: str, ws: str, loop: str, tls_certs: tuple[trustme.CA, Path, Path]
+) -> None:
+    ca, cert_file, key_file = tls_certs
     context = ssl.create_default_context()
     ca.configure_trust(context)
     tls = ("--ssl-certfile", str(cert_file), "--ssl-keyfile", str(key_file))
