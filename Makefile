@@ -51,8 +51,8 @@ docs: $(STAMP)
 
 # --- bench: benchmarks/README.md -------------------------------------------------------------
 # Peers (uvicorn, granian, hypercorn, gunicorn, ...) live in their own venv so they never become
-# palfrey dependencies; palfrey itself runs from $(VENV). app-libs holds the same Starlette and
-# Django versions for palfrey's process. Knobs: BENCH_QUICK=1, BENCH_DURATION, BENCH_ROUNDS,
+# palfrey dependencies; palfrey itself runs from $(VENV). app-libs holds the same Starlette, Django
+# and seed-page libraries (brotli, requests, httpx) for palfrey's process. Knobs: BENCH_QUICK=1, BENCH_DURATION, BENCH_ROUNDS,
 # BENCH_WARMUP, BENCH_ONLY (scenario names/globs), BENCH_SERVERS (palfrey,uvicorn,...).
 PEERS := benchmarks/.venv-peers
 PEERS_STAMP := $(PEERS)/.installed-stamp
@@ -64,7 +64,7 @@ $(PEERS_STAMP): benchmarks/requirements-peers.txt
 	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
 	$(PEERS)/bin/python -m pip install --quiet -r benchmarks/requirements-peers.txt
 	$(PEERS)/bin/python -m pip install --quiet --upgrade --target $(PEERS)/app-libs \
-		$$($(PEERS)/bin/python -c 'import importlib.metadata as m; print(*(f"{n}=={m.version(n)}" for n in ("starlette", "django")))')
+		$$($(PEERS)/bin/python -c 'import importlib.metadata as m; print(*(f"{n}=={m.version(n)}" for n in ("starlette", "django", "brotli", "requests", "httpx")))')
 	touch $(PEERS_STAMP)
 
 bench: $(STAMP) $(PEERS_STAMP)

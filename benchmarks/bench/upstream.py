@@ -20,12 +20,11 @@ MAX_HEAD = 16384
 class Upstream(asyncio.Protocol):
     def __init__(self) -> None:
         self.buffer = b""
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.WriteTransport | None = None
         self.loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # a stream transport (uvloop's too)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
