@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bench import chart, machine, report
+from benchmarks.bench.process import start_upstream
 from benchmarks.bench.results import ScenarioResult
 from benchmarks.bench.runner import Settings, run_scenario
 from benchmarks.bench.scenarios import IDLE_RSS, WS_IDLE, Scenario, all_scenarios, select
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     from seedsite.db import ensure_database
 
     server_cpu, client_cpu = _cpus()
+    upstream = start_upstream(run_dir) if any(s.upstream for s in scenarios) else None
     settings = Settings(
         args.duration,
         args.rounds,
@@ -138,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_database(run_dir / "seed.sqlite3"),
         server_cpu,
         client_cpu,
+        upstream.url if upstream is not None else "",
     )
     pairs = sum(len(s.servers) for s in scenarios)
     estimate = sum(_seconds_per_round(s, args) * len(s.servers) * args.rounds for s in scenarios) / 60
@@ -153,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         interrupted = True
         print("bench: interrupted; writing the scenarios that finished", file=sys.stderr)
+    finally:
+        if upstream is not None:
+            upstream.stop()
 
     minutes = (time.monotonic() - started) / 60
     header = {

@@ -29,6 +29,7 @@ class Run:
     base_rss_bytes: int | None = None  # memory kinds: before the connections were opened
     connections: int | None = None  # memory/ws kinds: connections actually open
     deflate: int | None = None  # idle WebSocket rows: connections with permessage-deflate accepted
+    threads: int | None = None  # HTTP rows: peak threads of the server's process tree during the run
 
     @property
     def socket_errors(self) -> int:
@@ -131,6 +132,11 @@ class ScenarioResult:
             checks.append(server.p99_s <= ref.p99_s)
         if target.no_timeouts:
             checks.append(server.total("timeouts") + server.total("unanswered") == 0)
+        if target.threads_at_most is not None:
+            peaks = server.values("threads")
+            if not peaks:
+                return None
+            checks.append(max(peaks) <= target.threads_at_most)
         return all(checks)
 
     def to_dict(self) -> dict[str, object]:
