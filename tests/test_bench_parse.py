@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from benchmarks.bench import report, rss, wrk, wsclient
 from benchmarks.bench.results import Run, ScenarioResult, ServerResult
 from benchmarks.bench.scenarios import all_scenarios, select
+from tests.support import ROOT
 
 WRK_OK = """\
 Running 5s test @ http://127.0.0.1:8000/plaintext
@@ -257,3 +259,34 @@ def test_rss_of_a_process_tree() -> None:
         child.kill()
         child.wait(timeout=5)
     assert rss.rss_bytes(child.pid) == 0  # gone
+
+
+def test_seed_chart_draws_every_panel(tmp_path) -> None:
+    """The seed chart takes a run with n/a rows and writes a PNG (in the peers' Python, which has
+    matplotlib), or says why not."""
+    code = (
+        "import sys, pathlib\n"
+        "from benchmarks.bench.results import Run, ScenarioResult, ServerResult\n"
+        "from benchmarks.bench.scenarios import all_scenarios\n"
+        "from benchmarks.bench.seedchart import draw_seed\n"
+        "results = []\n"
+        "for s in all_scenarios():\n"
+        "    if s.name.startswith('seed-'):\n"
+        "        rows = [ServerResult(x.label, x.key, runs=[Run(rate=100.0, p99_s=1.5, timeouts=3, rss_bytes=50 << 20)])\n"
+        "                for x in s.servers[:-1]]\n"
+        "        rows.append(ServerResult(s.servers[-1].label, s.servers[-1].key, error='did not start'))\n"
+        "        results.append(ScenarioResult(s, rows))\n"
+        "print(draw_seed(results, pathlib.Path(sys.argv[1])))\n"
+    )
+    python = ROOT / "benchmarks" / ".venv-peers" / "bin" / "python"
+    if not python.exists():
+        python = Path(sys.executable)
+    out = tmp_path / "seed.png"
+    done = subprocess.run(
+        [str(python), "-c", code, str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    reason = done.stdout.strip()
+    assert (reason == "None" and out.stat().st_size > 10_000) or "matplotlib is not installed" in reason, (
+        reason
+    )

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.bench import chart, machine, report
+from benchmarks.bench import chart, machine, report, seedchart
 from benchmarks.bench.process import start_upstream
 from benchmarks.bench.results import ScenarioResult
 from benchmarks.bench.runner import Settings, run_scenario
@@ -182,6 +182,15 @@ def main(argv: list[str] | None = None) -> int:
         why_no_chart = chart.draw(results, args.out / "latest.png", f"{header['date']} · {header['rounds']}")
     except Exception as exc:  # a chart bug must not cost the measurements, which are already written
         why_no_chart = f"chart failed: {exc!r}"
+    if any(r.scenario.name.startswith("seed-") for r in results):
+        try:
+            why_no_seed = seedchart.draw_seed(
+                results, args.out / "seed.png", f"{header['date']} · {header['rounds']}"
+            )
+        except Exception as exc:  # as above: the measurements are already written
+            why_no_seed = f"chart failed: {exc!r}"
+        if why_no_seed:
+            print(f"bench: no seed chart: {why_no_seed}")
     print(f"bench: wrote {args.out / 'latest.md'}" + (f" (no chart: {why_no_chart})" if why_no_chart else ""))
     print(f"bench: done in {minutes:.1f} min")
     return 130 if interrupted else 0

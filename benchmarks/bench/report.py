@@ -220,4 +220,6 @@ def render(
     for result in results:
         lines += scenario_section(result, pinned)
     lines += ["Chart: [latest.png](latest.png) (throughput ratio to each scenario's reference)."]
+    if any(r.scenario.name.startswith("seed-") for r in results):
+        lines += ["", "Seed table chart: [seed.png](seed.png) (req/s, failed requests, p99, RSS per page)."]
     return "\n".join(lines) + "\n"
