@@ -151,7 +151,7 @@ def _seed_scenarios() -> list[Scenario]:
         _seed("json", "JSON view", target=at_least_sync),
         _seed("db", "SQLite query → JSON", target=at_least_sync),
         _seed("template", "SQLite query → HTML template", target=at_least_sync),
-        _seed("brotli", "Brotli-compressed JSON (~20 KiB before)", headers=("Accept-Encoding: br",)),
+        _seed("brotli", "Brotli-compressed JSON (11.5 KiB → 0.7 KiB)", headers=("Accept-Encoding: br",)),
         _seed(
             "gateway/1",
             "view waiting 1 s on a gateway",

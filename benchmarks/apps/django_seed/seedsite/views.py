@@ -54,7 +54,7 @@ def template_view(request: HttpRequest) -> HttpResponse:
 
 
 def brotli_view(request: HttpRequest) -> HttpResponse:
-    """A ~20 KiB JSON list compressed per request (quality 5, a common middleware setting), when
+    """An 11.5 KiB JSON list (0.7 KiB compressed) compressed per request (quality 5, a common middleware setting), when
     the client accepts br; the body stays the same for clients that do not."""
     items = list(Item.objects.order_by("id").values("id", "name", "price", "stock"))
     body = json.dumps({"items": items * 2}).encode()
