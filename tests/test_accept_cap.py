@@ -13,11 +13,11 @@ import os
 import signal
 import socket
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from palfrey.server.accept import HOLD, Acceptor
+from palfrey.server.accept import HOLD, OVERFLOW_LOOKS, Acceptor
 from tests.master_support import ready_pids
 from tests.support import read_response, run_server
 
@@ -65,7 +65,7 @@ def test_a_lone_worker_accepts_past_its_cap() -> None:
 
 def test_a_full_worker_takes_over_when_the_other_is_stuck() -> None:
     """2 workers, one SIGSTOPped (stuck): the other, at its cap of 4, still takes all 12 connections
-    (they wait in the backlog through two looks, so nobody else will) and answers them."""
+    (they keep waiting in the backlog through five looks: nobody else will) and answers them."""
     args = ("--interface", "wsgi", "--workers", "2", "--threads-max", "4", "--no-access-log")
     with run_server(APP, *args) as server:
         stuck, live = ready_pids(server)
@@ -77,6 +77,14 @@ def test_a_full_worker_takes_over_when_the_other_is_stuck() -> None:
     assert results == [(200, str(live))] * 12, results
 
 
+def run_until(loop: asyncio.AbstractEventLoop, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Run the loop in HOLD/5 steps until `condition` holds (bounded)."""
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not reached"
+        loop.run_until_complete(asyncio.sleep(HOLD / 5))
+
+
 @pytest.fixture
 def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop = asyncio.new_event_loop()
@@ -84,9 +92,9 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop.close()
 
 
-def test_acceptor_holds_while_full_and_overflows_after_two_looks(loop: asyncio.AbstractEventLoop) -> None:
-    """In-process: no room stops reading the listener; a connection waiting through two looks is taken
-    anyway (counted as overflow); with room again the listener is read again."""
+def test_acceptor_holds_while_full_and_overflows_after_five_looks(loop: asyncio.AbstractEventLoop) -> None:
+    """In-process: no room stops reading the listener; a connection waiting through OVERFLOW_LOOKS looks
+    is taken anyway (counted as overflow); with room again the listener is read again."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     room = [0]
@@ -97,13 +105,14 @@ def test_acceptor_holds_while_full_and_overflows_after_two_looks(loop: asyncio.A
         acceptor._accept(listener)
         assert not acceptor.reading and acceptor.hold is not None
         clients.append(socket.create_connection(listener.getsockname(), timeout=5))
-        loop.run_until_complete(asyncio.sleep(HOLD * 1.5))  # first look: seen waiting, not taken
-        assert acceptor.overflowed == 0 and acceptor.waited
-        loop.run_until_complete(asyncio.sleep(HOLD * 1.2))  # second look: taken
-        assert acceptor.overflowed == 1 and not acceptor.reading
+        for look in range(1, OVERFLOW_LOOKS):
+            run_until(loop, lambda look=look: acceptor.waited == look)  # seen waiting, not taken
+            assert acceptor.overflowed == 0
+        run_until(loop, lambda: acceptor.overflowed == 1)  # the last look takes it
+        assert not acceptor.reading and acceptor.waited == 0
         room[0] = 5
-        loop.run_until_complete(asyncio.sleep(HOLD * 1.5))
-        assert acceptor.reading and acceptor.hold is None
+        run_until(loop, lambda: acceptor.reading)
+        assert acceptor.hold is None
         clients.append(socket.create_connection(listener.getsockname(), timeout=5))
         loop.run_until_complete(asyncio.sleep(0.05))
         assert acceptor.overflowed == 1  # taken the ordinary way

@@ -20,9 +20,9 @@ other workers sharing the listening socket. The kernel wakes every worker readin
 without this the connections of a burst (wrk's 2,000 opening at once, kept alive for the whole run)
 split unevenly: one worker got 1,000+ while the other had room. A full worker stops reading the
 listeners and looks again every `HOLD` seconds: with room, it reads them again; still full, it
-takes connections only when one has waited in the backlog for two looks in a row, which means no
-other worker takes them (all are full, or this one is alone). So the cap never makes a lone worker
-refuse: it accepts beyond the cap, `HOLD` to twice `HOLD` late. The check runs per wake-up of the
+takes connections only when one has been waiting in the backlog at `OVERFLOW_LOOKS` looks in a row
+(0.25 s), which means no other worker takes them (all are full or stuck, or this one is alone). So
+the cap never makes a lone worker refuse: it accepts beyond the cap, about 0.25-0.3 s late. The check runs per wake-up of the
 listener, never per request.
 """
 
@@ -44,6 +44,11 @@ RESOURCE_ERRORS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.EN
 FIRST_DELAY = 0.1  # seconds accepting pauses on the first resource error of an episode
 MAX_DELAY = 2.0  # the pause doubles up to this
 HOLD = 0.05  # seconds between looks at the listeners while this worker has no room
+# Looks in a row (0.25 s) that must see a connection waiting before a full worker takes it. Two
+# (50-100 ms) were too few on a loaded 2-core host: the other worker, busy setting up its share of a
+# 2,000-connection burst, left the backlog non-empty that long, and the split came out 921/1,079
+# instead of 1,000/1,000 (five and ten looks kept it exact in every run).
+OVERFLOW_LOOKS = 5
 ROOMY = 1 << 30  # "no cap" for `room` callbacks
 
 
@@ -87,7 +92,7 @@ class Acceptor:
         # How many more connections this worker wants (<= 0: leave them to the other workers).
         self.room = room
         self.hold: asyncio.TimerHandle | None = None  # the next look while full
-        self.waited = False  # at the last look while full, a connection was waiting in the backlog
+        self.waited = 0  # consecutive looks while full that saw a connection waiting in the backlog
         self.overflowed = 0  # connections taken beyond the cap because no other worker took them
 
     def start(self) -> None:
@@ -168,14 +173,14 @@ class Acceptor:
             self.hold = self.loop.call_later(HOLD, self._look)
 
     def _look(self) -> None:
-        """While full: read the listeners again once there is room; take connections that waited
-        through two looks (no other worker took them) even without room."""
+        """While full: read the listeners again once there is room; take connections that kept
+        waiting through `OVERFLOW_LOOKS` looks (no other worker took them) even without room."""
         self.hold = None
         if self.stopped or self.retry is not None:  # stopping, or the descriptor back-off owns it
             return
         assert self.room is not None
         if self.room() - len(self.pending) > 0:
-            self.waited = False
+            self.waited = 0
             self._add_readers()
             for sock in self.sockets:
                 if not self.reading:
@@ -183,12 +188,11 @@ class Acceptor:
                 self._accept(sock)
             return
         waiting = [sock for sock in self.sockets if _backlogged(sock)]
-        if waiting and self.waited:
+        self.waited = self.waited + 1 if waiting else 0
+        if self.waited >= OVERFLOW_LOOKS:
             for sock in waiting:
                 self._accept(sock, force=True)
-            self.waited = False
-        else:
-            self.waited = bool(waiting)
+            self.waited = 0
         if self.hold is None and not self.stopped and self.retry is None:
             self.hold = self.loop.call_later(HOLD, self._look)
 
