@@ -133,14 +133,17 @@ class Load:
 
     port: int
     answered: Counter[str] = field(default_factory=Counter)  # by X-Served-By
+    slow: int = 0  # answered requests of the slow client
     lost: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
-        for keep_alive in (True, True, False, False):
-            thread = threading.Thread(target=self._client, args=(keep_alive,), daemon=True)
+        # Two keep-alive clients, two with a new connection per request, and one keep-alive client
+        # whose requests take 0.3s, so that some are always in flight when a master drains.
+        for keep_alive, path in ((True, "/"), (True, "/"), (False, "/"), (False, "/"), (True, "/?delay=0.3")):
+            thread = threading.Thread(target=self._client, args=(keep_alive, path), daemon=True)
             thread.start()
             self.threads.append(thread)
 
@@ -154,7 +157,7 @@ class Load:
         with self.lock:
             return self.answered[name]
 
-    def _client(self, keep_alive: bool) -> None:
+    def _client(self, keep_alive: bool, path: str) -> None:
         conn: http.client.HTTPConnection | None = None
         number = 0
         while not self.stopping.is_set():
@@ -164,7 +167,7 @@ class Load:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
             try:
                 headers = {} if keep_alive else {"Connection": "close"}
-                conn.request("POST" if post else "GET", "/", body=BODY if post else None, headers=headers)
+                conn.request("POST" if post else "GET", path, body=BODY if post else None, headers=headers)
                 response = conn.getresponse()
                 body = response.read()
                 served = response.getheader("x-served-by", "?")
@@ -173,12 +176,13 @@ class Load:
                     raise AssertionError(f"{response.status} from {served}: {body[:200]!r}")
             except (OSError, http.client.HTTPException, AssertionError) as exc:
                 with self.lock:
-                    self.lost.append(f"{'POST' if post else 'GET'} keep_alive={keep_alive}: {exc!r}")
+                    self.lost.append(f"{'POST' if post else 'GET'} {path} keep_alive={keep_alive}: {exc!r}")
                 conn.close()
                 conn = None
                 continue
             with self.lock:
                 self.answered[served] += 1
+                self.slow += path != "/"
             if not keep_alive:
                 conn.close()
                 conn = None
@@ -243,6 +247,7 @@ def test_rolling_restart_and_hup_behind_haproxy_lose_nothing(tmp_path: Path) -> 
         total = sum(load.answered.values())
         assert load.lost == [], f"lost {len(load.lost)} of {total + len(load.lost)}: {load.lost[:10]}"
         assert total >= 300, f"too little load to mean anything: {load.answered}"
+        assert load.slow >= 10, f"the slow client got {load.slow} answers"
         assert set(load.answered) == {m.name for m in masters}, load.answered
-        print(f"answered {total}, lost 0, by master {dict(load.answered)}")
+        print(f"answered {total} ({load.slow} slow), lost 0, by master {dict(load.answered)}")
         assert proxy.proc.poll() is None

@@ -5,11 +5,14 @@
 `GET /` answers JSON with the worker's pid, the client address and the scheme the app sees (after
 `--proxy-headers` and `--forwarded-allow-ips`), so a balancer's spread and its proxy headers can be
 checked from outside. `POST /` reads the whole body and reports its length: a request that was cut
-or replayed shows up as a wrong length.
+or replayed shows up as a wrong length. `?delay=SECONDS` answers that much later, so that requests
+are in flight when a master is restarted.
 """
 
+import asyncio
 import json
 import os
+from urllib.parse import parse_qs
 
 
 async def app(scope, receive, send):
@@ -23,6 +26,9 @@ async def app(scope, receive, send):
         received += len(message.get("body", b""))
         if not message.get("more_body", False):
             break
+    delay = parse_qs(scope["query_string"].decode()).get("delay")
+    if delay:
+        await asyncio.sleep(float(delay[0]))
     client = scope.get("client")
     body = json.dumps(
         {
