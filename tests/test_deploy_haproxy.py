@@ -9,7 +9,7 @@ addresses, the stats socket's path, maxconn (CI's fd limit), the probe interval 
 so the shutdown delay is 1.5s instead of 10s), and adds one test-only line: a response header naming the master that answered,
 to prove that traffic really moved off and back onto each master. Both halves of the recipe are
 enough on their own here: with `retries 0` and no `retry-on` the shutdown delay alone loses nothing;
-with neither the delay nor the retries, about 50 requests per restarted master get HAProxy's 503. HAProxy is Debian's package:
+with neither the delay nor the retries, the first restarted master cost 51 requests (HAProxy's 503). HAProxy is Debian's package:
 `make test` installs it when missing; the test fails, never skips, without it.
 """
 
