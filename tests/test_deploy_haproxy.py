@@ -5,12 +5,13 @@ every response checked and counted), a rolling restart of every master (SIGTERM 
 then a new master on the same ports) and a HUP of each master lose 0 requests.
 
 The recipe is used as written, with the palfrey command from its comments; the test changes only the
-addresses, the stats socket's path, maxconn (CI's fd limit), the probe interval (100ms instead of 2s,
-so the shutdown delay is 1.5s instead of 10s), and adds one test-only line: a response header naming the master that answered,
-to prove that traffic really moved off and back onto each master. Both halves of the recipe are
-enough on their own here: with `retries 0` and no `retry-on` the shutdown delay alone loses nothing;
-with neither the delay nor the retries, the first restarted master cost 51 requests (HAProxy's 503). HAProxy is Debian's package:
-`make test` installs it when missing; the test fails, never skips, without it.
+addresses, the stats socket's path, maxconn (CI's fd limit), the probe interval (100ms instead of
+2s, so the shutdown delay is 1.5s instead of 10s), and adds one test-only line: a response header
+naming the master that answered, to prove that traffic really moved off and back onto each master.
+Both halves of the recipe are enough on their own here: with `retries 0` and no `retry-on`, the
+shutdown delay alone lost nothing; with neither the delay nor the retries, the first restarted
+master cost 51 requests (HAProxy's 503). HAProxy is Debian's package: `make test` installs it when
+missing; the test fails, never skips, without it.
 """
 
 from __future__ import annotations
