@@ -121,6 +121,7 @@ def switch_to_h2(
         scheme=http1.scheme,
         max_streams=options.max_streams,
     )
+    h2_protocol.tls = getattr(http1, "tls", None)  # TlsHttpProtocol's, read at the handshake
     transport.set_protocol(h2_protocol)
     if http1.read_paused:
         http1.read_paused = False

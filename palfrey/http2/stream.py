@@ -39,6 +39,7 @@ class H2Stream:
     """What a cycle may ask of its carrier (contract.CycleConnection), for one HTTP/2 stream."""
 
     __slots__ = (
+        "blocked_since",
         "conn",
         "cycle",
         "drain_waiters",
@@ -70,6 +71,7 @@ class H2Stream:
         self.reset = False  # reset by either side, or the connection is gone
         self.read_paused = False  # the app holds enough unread body: credit is held back
         self.unacked = 0  # flow-controlled request bytes not yet given back
+        self.blocked_since = 0.0  # when queued output last waited for window (deadlines.py)
 
     # ResponseWriter
 
@@ -191,11 +193,11 @@ class H2Cycle(RequestCycle):
                 self._too_long()
         stream.send_head(status, fields, body, not more_body)
 
-    def _write_error(self) -> None:
-        body = b"Internal Server Error"
+    def _write_error(self, status: int = 500, reason: str = "Internal Server Error") -> None:
+        body = reason.encode()
         fields = [
             *self.protocol.conn.default_fields(False, False),
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", b"%d" % len(body)),
         ]
-        self.protocol.send_head(500, fields, body, True)
+        self.protocol.send_head(status, fields, body, True)
