@@ -109,3 +109,41 @@ def raw_frames(sock: socket.socket, timeout: float = 10.0) -> list[Any]:
         frames.append(frame)
         data = data[9 + length :]
     return frames
+
+
+class FrameReader:
+    """Frames as they arrive, parsed without h2's client state machine (which drops the frames of
+    streams a GOAWAY promises to finish): HEADERS are decoded with one HPACK decoder per connection."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        import hpack
+
+        self.sock = sock
+        self.buffer = b""
+        self.decoder = hpack.Decoder()
+        self.closed = False
+
+    def next(self, timeout: float = 5.0) -> Any:
+        """The next frame (HEADERS with `.fields` decoded), or None once the server closed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if len(self.buffer) >= 9:
+                frame, length = Frame.parse_frame_header(memoryview(self.buffer[:9]))
+                if len(self.buffer) >= 9 + length:
+                    frame.parse_body(memoryview(self.buffer[9 : 9 + length]))
+                    self.buffer = self.buffer[9 + length :]
+                    if frame.type == 0x1:  # HEADERS (the server sends no CONTINUATION for small heads)
+                        frame.fields = dict(self.decoder.decode(frame.data, raw=True))
+                    return frame
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("timed out waiting for a frame")
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionError:
+                data = b""
+            if not data:
+                self.closed = True
+                return None
+            self.buffer += data

@@ -83,15 +83,15 @@ def shutdown(conn: H2Protocol) -> None:
     """
     if conn.goaway:
         return
-    conn.goaway = True
     for stream in conn.streams.values():
         if stream.cycle is not None:
             stream.cycle.server_draining()  # a long-lived response waiting in receive() is told to end
-    conn.flush()
+    conn.flush()  # before `goaway` is set: with no stream left, a flush after it shuts the write side
+    conn.goaway = True
     frame = GoAwayFrame(0)
     frame.last_stream_id = conn.last_stream_id
     frame.error_code = 0
-    if not conn.transport.is_closing():
+    if not conn.transport.is_closing() and not conn.discard_input:
         conn.transport.write(frame.serialize())
     if not conn.streams:
         conn.linger()
