@@ -159,6 +159,48 @@ def test_zero_connection_window_closes_the_connection(short_send: ServerProcess)
     client.close()
 
 
+@pytest.fixture(scope="module")
+def slow_body() -> Iterator[ServerProcess]:
+    with run_server(
+        APP,
+        "--http2",
+        "--timeout-request-body",
+        "1",
+        "--limit-request-body-rate",
+        "1000",
+        "--limit-request-body-rate-grace",
+        "1",
+    ) as process:
+        yield process
+
+
+@pytest.mark.parametrize("trickle", [False, True])
+def test_body_deadline_and_rate_floor_per_stream(slow_body: ServerProcess, trickle: bool) -> None:
+    """No body for --timeout-request-body, or one under the rate floor: 408 on that stream only."""
+    before = get_json(slow_body.port, "/counters")
+    client = Client(slow_body.port)
+    stalled = client.request("/echo", body=b"", end=False)
+    other = client.request("/sleep?0.2")  # served meanwhile; the connection is not the one timed
+    start = time.monotonic()
+    while status(client, stalled) is None:
+        assert time.monotonic() - start < 5, "no 408"
+        if trickle:  # 10 bytes every 0.2 s: never a 1 s gap, far below 1000 bytes/s
+            client.h2.send_data(stalled, b"t" * 10)
+            client.flush()
+        client.read_for(0.2, lambda: status(client, stalled) is not None)
+    client.read_until(lambda: client.ended(stalled) and client.ended(other))
+    assert status(client, stalled) == b"408" and client.body(other) == b"slept"
+    assert 0.8 < time.monotonic() - start < 3
+    again = client.request("/echo", body=b"fine")
+    client.read_until(lambda: client.ended(again))
+    assert client.body(again) == b"fine" and client.goaway() is None
+    client.close()
+    after = get_json(slow_body.port, "/counters")
+    assert after["echo_disconnects"] == before["echo_disconnects"] + 1
+    reason = "Request body too slow" if trickle else "Request body timeout"
+    slow_body.wait_for_line(reason)
+
+
 # Requests refused on their own stream
 
 
@@ -338,8 +380,9 @@ def test_shutdown_delay_keeps_serving_streams_then_goaway() -> None:
         client.read_until(lambda: client.goaway() is not None or client.closed, timeout=5)
         assert client.goaway() is not None and client.goaway().last_stream_id == during
         assert time.monotonic() - start > 0.3  # only after the delay
-        assert process.wait_exit(timeout=10) == 0
+        client.read_until(lambda: client.closed, timeout=5)  # nothing in flight: the server closes
         client.close()
+        assert process.wait_exit(timeout=10) == 0
 
 
 def test_recycling_by_max_requests_loses_no_stream() -> None:

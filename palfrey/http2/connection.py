@@ -68,6 +68,7 @@ class H2Protocol(asyncio.Protocol):
         self.body_limit = state.slow.body_limit  # --limit-request-body
         self.streams: dict[int, H2Stream] = {}
         self.blocked: dict[int, H2Stream] = {}  # streams with output waiting for window
+        self.waiting: dict[int, H2Stream] = {}  # streams whose app waits for request body
         self.write_paused = False
         self.flush_handle: asyncio.Handle | None = None
         self.goaway = False
@@ -433,6 +434,7 @@ class H2Protocol(asyncio.Protocol):
     def forget(self, stream: H2Stream) -> None:
         """The stream is done with: drop it (closed streams must not pile up on a long connection)."""
         streams = self.streams
+        self.waiting.pop(stream.stream_id, None)
         if streams.pop(stream.stream_id, None) is not None and not streams:
             deadlines.rearm(self)  # the keep-alive deadline starts
 

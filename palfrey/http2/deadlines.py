@@ -17,6 +17,9 @@ is scheduled per stream: the sweep compares `deadline` with the clock every 0.25
   connection's own window is the one at zero, every stream is stuck behind it and the connection
   gets GOAWAY and is closed. A client that stops reading the socket altogether (the transport's
   buffer full) has its connection aborted, as on HTTP/1.1.
+- **request body** (--timeout-request-body, and the --limit-request-body-rate floor), per stream
+  while its app waits for body (`body_wait`): 408 on that stream, or RST_STREAM if its response
+  began; the app gets `http.disconnect`.
 - **request** (--timeout-request): the cycle's own deadline (`cycle_limits.check_timeout`), stamped
   by the same sweep for every stream (`check_request_timeout`).
 
@@ -32,8 +35,10 @@ from typing import TYPE_CHECKING
 import h2.errors
 
 from palfrey.http.cycle_limits import check_timeout
+from palfrey.http2 import refusals
 
 if TYPE_CHECKING:
+    from palfrey.http.cycle import RequestCycle
     from palfrey.http2.connection import H2Protocol
     from palfrey.http2.stream import H2Stream
 
@@ -74,6 +79,40 @@ def _stall_deadline(conn: H2Protocol) -> float:
         at = stream.blocked_since + timeout
         if at < deadline:
             deadline = at
+    for stream in conn.waiting.values():
+        at = _body_deadline(conn, stream)
+        if at < deadline:
+            deadline = at
+    return deadline
+
+
+def body_wait(conn: H2Protocol, stream: H2Stream, cycle: RequestCycle) -> None:
+    """The stream's app waits for request body: its body deadline runs until data comes.
+
+    As on HTTP/1.1: --timeout-request-body since the wait began, and the rate floor
+    (--limit-request-body-rate R after --limit-request-body-rate-grace G) measured from the first
+    wait over the whole body. Expiry: 408 if the response has not begun, else the stream is reset.
+    """
+    now = conn.loop.time()
+    if stream.body_mark < 0:
+        stream.body_since = now
+        stream.body_mark = cycle.received
+    stream.body_wait_at = now
+    conn.waiting[stream.stream_id] = stream
+    deadline = _body_deadline(conn, stream)
+    if deadline < conn.deadline:
+        conn.deadline = deadline
+
+
+def _body_deadline(conn: H2Protocol, stream: H2Stream) -> float:
+    state = conn.state
+    deadline = stream.body_wait_at + state.timeout_request_body
+    rate = state.slow.body_rate
+    cycle = stream.cycle
+    if rate and cycle is not None:
+        floor = stream.body_since + state.slow.body_rate_grace + (cycle.received - stream.body_mark) / rate
+        if floor < deadline:
+            deadline = floor
     return deadline
 
 
@@ -111,6 +150,13 @@ def check_deadline(conn: H2Protocol, now: float) -> None:
                 return
             for stream in stuck:
                 _reset_stalled(conn, stream, timeout)
+        for stream in [s for s in conn.waiting.values() if now >= _body_deadline(conn, s)]:
+            conn.waiting.pop(stream.stream_id, None)
+            cycle = stream.cycle
+            if cycle is None or not cycle.more_body or cycle.response_complete:
+                continue  # the body ended (or the request did) since: nothing is waited for
+            slow = now < stream.body_wait_at + conn.state.timeout_request_body  # the floor ran out
+            refusals.refuse(conn, stream, 408, "Request body too slow" if slow else "Request body timeout")
     conn.deadline_kind = -1  # recomputed from scratch
     rearm(conn)
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("palfrey.error")
 
-_MESSAGES = {400: "Bad Request", 413: "Request Entity Too Large"}
+_MESSAGES = {400: "Bad Request", 408: "Request Timeout", 413: "Request Entity Too Large"}
 
 
 def malformed(conn: H2Protocol, stream_id: int, reason: str) -> None:
