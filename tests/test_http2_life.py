@@ -88,20 +88,20 @@ def test_idle_connection_gets_goaway_after_keep_alive(short_keep_alive: ServerPr
     client.flush()
     client.read_until(lambda: client.ended(slow) and client.ended(slow + 2))
     assert client.body(slow + 2) == b"slept"  # an open stream is never idle
-    elapsed = wait_closed(client, timeout=5)
+    elapsed = wait_closed(client, timeout=15)
     goaway = client.goaway()
     assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.NO_ERROR
     assert goaway.last_stream_id == slow + 2  # nothing the client sent was dropped
-    assert 0.5 < elapsed < 3
+    assert 0.5 < elapsed < 10  # 1 s keep-alive, not the 30 s head deadline (bound loose for a loaded machine)
     client.close()
 
 
 def test_no_request_in_time_closes_the_connection(short_head: ServerProcess) -> None:
     client = Client(short_head.port)  # the preface and SETTINGS, then nothing
-    elapsed = wait_closed(client, timeout=5)
+    elapsed = wait_closed(client, timeout=15)
     goaway = client.goaway()
     assert goaway is not None and goaway.last_stream_id == 0
-    assert elapsed < 3
+    assert elapsed < 10  # the 1 s head deadline, not the 30 s keep-alive
     client.close()
 
 
@@ -112,9 +112,9 @@ def test_stalled_header_block_closes_the_connection(short_head: ServerProcess) -
     frame = HeadersFrame(first + 2)  # no END_HEADERS: CONTINUATION frames owed, never sent
     frame.data = client.h2.encoder.encode(BASE)
     client.sock.sendall(frame.serialize())
-    elapsed = wait_closed(client, timeout=5)
+    elapsed = wait_closed(client, timeout=15)
     assert client.goaway() is not None and client.goaway().last_stream_id == first
-    assert elapsed < 3  # the header deadline, not the 30 s keep-alive
+    assert elapsed < 10  # the header deadline, not the 30 s keep-alive
     client.close()
 
 
@@ -130,7 +130,7 @@ def test_zero_window_stream_is_reset_and_its_app_released(short_send: ServerProc
     client.h2.increment_flow_control_window(2**30)  # the connection window stays open
     client.flush()
     big = client.request("/big")  # 1 MiB; its stream window (64 KiB) is never opened again
-    client.read_until(lambda: reset_code(client, big) is not None, ack=False, timeout=5)
+    client.read_until(lambda: reset_code(client, big) is not None, ack=False, timeout=15)
     assert reset_code(client, big) == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
     assert len(client.body(big)) == 65535
     other = client.request("/echo", body=b"still served")  # the connection carries on
@@ -151,8 +151,8 @@ def test_zero_connection_window_closes_the_connection(short_send: ServerProcess)
     client = Client(short_send.port)
     big = client.request("/big")  # the connection window (64 KiB) is never opened either
     start = time.monotonic()
-    client.read_until(lambda: client.closed, ack=False, timeout=5)
-    assert time.monotonic() - start < 3
+    client.read_until(lambda: client.closed, ack=False, timeout=15)
+    assert time.monotonic() - start < 10
     goaway = client.goaway()
     assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
     assert len(client.body(big)) == 65535
@@ -183,14 +183,14 @@ def test_body_deadline_and_rate_floor_per_stream(slow_body: ServerProcess, trick
     other = client.request("/sleep?0.2")  # served meanwhile; the connection is not the one timed
     start = time.monotonic()
     while status(client, stalled) is None:
-        assert time.monotonic() - start < 5, "no 408"
+        assert time.monotonic() - start < 15, "no 408"
         if trickle:  # 10 bytes every 0.2 s: never a 1 s gap, far below 1000 bytes/s
             client.h2.send_data(stalled, b"t" * 10)
             client.flush()
         client.read_for(0.2, lambda: status(client, stalled) is not None)
     client.read_until(lambda: client.ended(stalled) and client.ended(other))
     assert status(client, stalled) == b"408" and client.body(other) == b"slept"
-    assert 0.8 < time.monotonic() - start < 3
+    assert 0.8 < time.monotonic() - start < 10  # 1 s, never the 60 s defaults
     again = client.request("/echo", body=b"fine")
     client.read_until(lambda: client.ended(again))
     assert client.body(again) == b"fine" and client.goaway() is None
@@ -339,7 +339,7 @@ def test_timeout_request_answers_504_and_cancels_the_app(server: ServerProcess) 
     client = Client(server.port)
     hang = client.request("/hang")
     other = client.request("/sleep?0.2")
-    client.read_until(lambda: client.ended(hang) and client.ended(other), timeout=5)
+    client.read_until(lambda: client.ended(hang) and client.ended(other), timeout=15)
     assert status(client, hang) == b"504" and client.body(other) == b"slept"
     again = client.request("/")  # the connection goes on
     client.read_until(lambda: client.ended(again))
