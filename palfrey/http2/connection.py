@@ -195,6 +195,7 @@ class H2Protocol(asyncio.Protocol):
                 stream.cycle.disconnect()
             stream.release()
         self.blocked.clear()
+        self.waiting.clear()
         if state.draining:
             state.check_idle()
 
