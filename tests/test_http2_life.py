@@ -256,6 +256,20 @@ def test_malformed_request_resets_only_its_stream(server: ServerProcess, case: s
     assert get_json(server.port, "/counters")["echoed"] == before["echoed"] + 1
 
 
+def test_stream_past_the_concurrency_setting_is_refused_alone() -> None:
+    with run_server(APP, "--http2", "--http2-max-concurrent-streams", "2") as process:
+        client = Client(process.port)  # sends before it reads the server's SETTINGS: nothing stops it
+        first, second = client.request("/sleep?0.5"), client.request("/sleep?0.5")
+        third = client.request("/echo", body=b"x" * 100)  # a body too: its DATA must not break anything
+        client.read_until(lambda: reset_code(client, third) is not None)
+        assert reset_code(client, third) == h2.errors.ErrorCodes.REFUSED_STREAM  # not processed: retry
+        client.read_until(lambda: client.ended(first) and client.ended(second))
+        fourth = client.request("/echo", body=b"retried")
+        client.read_until(lambda: client.ended(fourth))
+        assert client.body(fourth) == b"retried" and client.goaway() is None
+        client.close()
+
+
 def test_te_trailers_is_allowed(server: ServerProcess) -> None:
     client = raw_client(server.port)
     stream_id = client.h2.get_next_available_stream_id()

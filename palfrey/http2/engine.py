@@ -11,11 +11,16 @@ PROTOCOL_ERROR on *its* stream; the other streams carry on. So:
   (`request.split_pseudo_headers`), which it walks anyway to build the scope;
 - h2's content-length tracking is kept but made to report instead of raise: a stream whose body
   does not match its content-length (or whose content-length is unreadable) is put in
-  `length_errors`, and the connection resets that stream before the app sees the offending data.
+  `length_errors`, and the connection resets that stream before the app sees the offending data;
+- a stream opened past SETTINGS_MAX_CONCURRENT_STREAMS is refused alone with RST_STREAM
+  REFUSED_STREAM (RFC 9113 §5.1.2: the client knows it was not processed and may retry it), where
+  h2 raises a connection error. Its header block is still decoded: the HPACK state is shared by
+  the whole connection.
 
 The stream subclass reaches two h2 methods by name (`_initialize_content_length`,
-`_track_content_length`, the stream's own) and `_begin_new_stream` on the connection: h2 4.x has
-no public hook for either. tests/test_http2_life.py plays each case against a real server, so an h2
+`_track_content_length`, the stream's own), and the connection `_begin_new_stream`,
+`_receive_headers_frame`, `_closed_streams` and `_decode_headers`: h2 4.x has no public hook for
+any of these. tests/test_http2_life.py plays each case against a real server, so an h2
 release that renames them fails there, not in production silently (the connection error returns).
 """
 
@@ -26,8 +31,10 @@ from typing import Any
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.exceptions
 import h2.stream
+from hyperframe.frame import HeadersFrame, RstStreamFrame
 
 CLOSED_STREAMS_KEPT = 1024  # ten times the default --http2-max-concurrent-streams
 
@@ -69,6 +76,22 @@ class ServerConnection(h2.connection.H2Connection):
         stream.__class__ = _LengthCheckedStream
         stream.length_errors = self.length_errors  # type: ignore[attr-defined]
         return stream
+
+    def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Any], list[Any]]:
+        try:
+            return super()._receive_headers_frame(frame)
+        except h2.exceptions.TooManyStreamsError:
+            stream_id = frame.stream_id
+            if stream_id % 2 == 0 or stream_id <= self.highest_inbound_stream_id:
+                raise  # not a new client stream: a connection error as h2 says
+        h2.connection._decode_headers(self.decoder, frame.data)  # keep the shared HPACK state
+        self.highest_inbound_stream_id = stream_id
+        # Remembered as reset by us: its DATA frames are then answered (and their connection
+        # credit given back) by h2 as on any reset stream, not taken for a protocol error.
+        self._closed_streams[stream_id] = h2.stream.StreamClosedBy.SEND_RST_STREAM
+        refused = RstStreamFrame(stream_id)
+        refused.error_code = h2.errors.ErrorCodes.REFUSED_STREAM
+        return [refused], []
 
     def header_block_open(self) -> bool:
         """A HEADERS frame whose block is not complete yet (CONTINUATION frames still owed).
