@@ -58,7 +58,7 @@ def split_pseudo_headers(headers: Any, scheme: bytes) -> tuple[bytes, bytes, byt
             continue
         if not name or bad_name(name) is not None or name in _CONNECTION_SPECIFIC:
             return None
-        if name == b"te" and value != b"trailers":
+        if name == b"te" and value.lower() != b"trailers":
             return None
         fields.append((name, value))
     if not method or not path or b":scheme" not in seen:
