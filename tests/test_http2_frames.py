@@ -5,7 +5,6 @@ floods the first cut refuses (rapid reset, PING, CONTINUATION)."""
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from collections.abc import Iterator
 
@@ -19,7 +18,7 @@ import h2.errors  # noqa: E402
 import h2.events  # noqa: E402
 from hyperframe.frame import ContinuationFrame, DataFrame, GoAwayFrame, HeadersFrame  # noqa: E402
 
-from tests.h2_client import Client, raw_frames  # noqa: E402
+from tests.h2_client import Client, h2c_upgrade, raw_frames  # noqa: E402
 
 APP = "tests.apps.http2_apps:app"
 
@@ -208,27 +207,6 @@ def test_limit_concurrency_counts_streams() -> None:
         }
         assert statuses == {slow: b"200", refused: b"503"}
         client.close()
-
-
-def h2c_upgrade(port: int, body_chunks: list[bytes]) -> tuple[bytes, Client]:
-    """An `Upgrade: h2c` POST with a chunked body on a raw socket; returns the HTTP/1.1 head answered."""
-    client = Client.__new__(Client)
-    client.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    client.h2 = h2_connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
-    client.events, client.closed = [], False
-    settings = client.h2.initiate_upgrade_connection()
-    assert settings is not None
-    chunked = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in body_chunks) + b"0\r\n\r\n"
-    client.sock.sendall(
-        b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
-        b"HTTP2-Settings: " + settings + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        data = client.sock.recv(1)
-        assert data, head
-        head += data
-    return head, client
 
 
 def test_h2c_upgrade_with_a_chunked_body(server: ServerProcess) -> None:

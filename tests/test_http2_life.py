@@ -15,17 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.support import ServerProcess, run_server
-
-pytest.importorskip("h2.connection")
 import h2.errors
 import h2.events
 import httpx
+import pytest
 from hyperframe.frame import GoAwayFrame, HeadersFrame
 
-from tests.h2_client import Client, FrameReader
+from tests.h2_client import Client, FrameReader, h2c_upgrade
+from tests.support import ServerProcess, run_server
 
 APP = "tests.apps.http2_apps:app"
 BASE = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b":authority", b"t")]
@@ -346,6 +343,18 @@ def test_streamed_body_over_the_limit(server: ServerProcess, path: str) -> None:
     after = get_json(server.port, "/counters")
     assert after["echoed"] == before["echoed"] + 1  # the good one; the app never got a cut body as whole
     assert after["echo_disconnects"] == before["echo_disconnects"] + 1
+
+
+def test_h2c_upgrade_body_follows_the_body_limit(server: ServerProcess) -> None:
+    head, client = h2c_upgrade(server.port, [b"x" * 600, b"y" * 600])  # 1200 > --limit-request-body 1000
+    assert head.startswith(b"HTTP/1.1 413 ")
+    client.close()
+    head, client = h2c_upgrade(server.port, [b"x" * 600])
+    assert head.startswith(b"HTTP/1.1 101 ")
+    client.flush()
+    client.read_until(lambda: client.ended(1))
+    assert client.body(1) == b"x" * 600
+    client.close()
 
 
 def test_timeout_request_answers_504_and_cancels_the_app(server: ServerProcess) -> None:
