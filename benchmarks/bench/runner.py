@@ -75,7 +75,7 @@ def start_server(scenario: Scenario, spec: ServerSpec, settings: Settings, resul
 
 def _probe(scenario: Scenario, server: Running) -> None:
     """One request as wrk will send it: a 404 or a wrong echo must not be benchmarked as a success."""
-    conn = http.client.HTTPConnection(HOST, server.port, timeout=10)
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=30)  # the 10 s seed page answers in 10 s
     try:
         body = b"a" * scenario.post_size if scenario.post_size else None
         conn.request("POST" if body else "GET", scenario.path, body=body)
