@@ -32,6 +32,7 @@ from palfrey.gunicorn.adapters import (
     access_log_wanted,
     route_palfrey_logs,
 )
+from palfrey.gunicorn import restarts
 from palfrey.gunicorn.settings import palfrey_settings, trusted_proxies
 from palfrey.server.server import EXIT_BOOT, Server, new_event_loop
 from palfrey.server.state import ServerState
@@ -58,6 +59,14 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
         self.server: Server | None = None
         self._heartbeat_handle: asyncio.TimerHandle | None = None
         self._draining: asyncio.Future[None] | None = None
+        # The arbiter builds this object in the master, just before the fork: a TERM after the
+        # master's reload counter moved on is a HUP replacing us (palfrey.gunicorn.restarts).
+        self._generation = restarts.generation()
+
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        """Run by gunicorn's arbiter in the master at boot and on every HUP (its `setup()`)."""
+        restarts.note_setup()
 
     def palfrey_config(self) -> Config:
         """The palfrey settings this worker serves with: gunicorn's, translated, then `CONFIG_KWARGS`."""
@@ -130,12 +139,16 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
         if os.getppid() != self.ppid and self.alive:
             self.alive = False
             self.log.info("Parent changed, shutting down: %s", self)
-            self._graceful_exit()
+            self._graceful_exit(restarting=False)
         interval = min(self.timeout / 2, MAX_HEARTBEAT) if self.timeout > 0 else MAX_HEARTBEAT
         self._heartbeat_handle = loop.call_later(interval, self._heartbeat, loop)
 
-    def _graceful_exit(self) -> None:
-        """TERM, max_requests reached, or the arbiter went away: stop accepting, then drain."""
+    def _graceful_exit(self, restarting: bool | None = None) -> None:
+        """TERM, max_requests reached, or the arbiter went away: stop accepting, then drain.
+
+        `restarting` (a replacement serves on: WebSockets close with 1012, not 1001) defaults to
+        whether the master reloaded (HUP) since it created this worker.
+        """
         self.alive = False
         server = self.server
         if server is None or self._draining is not None:
@@ -143,14 +156,23 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
         if not server.started:
             server.request_exit()  # still in lifespan startup: nothing accepted yet
             return
-        self._draining = asyncio.ensure_future(self._stop_accepting_then_drain(server))
+        if restarting is None:
+            restarting = restarts.generation() != self._generation
+        self._draining = asyncio.ensure_future(self._stop_accepting_then_drain(server, restarting))
 
-    async def _stop_accepting_then_drain(self, server: Server) -> None:
-        """Leave the shared listen queue to the other workers first, then drain.
+    async def _stop_accepting_then_drain(self, server: Server, restarting: bool) -> None:
+        """Palfrey's master's drain: take no new work, answer with `Connection: close`, then stop.
 
-        The short grace lets a client that connected just before we stopped accepting deliver its
-        request: the drain closes connections that carry none.
+        Leave the shared listen queue to the other workers first. For a short grace every response
+        says `Connection: close`, so a client sending back to back on a keep-alive connection
+        reconnects (to another worker) instead of sending on a connection that the drain then closes
+        under it; connections accepted just before we stopped accepting deliver their request.
         """
+        state = server.state
+        if state is not None:
+            state.draining = True  # responses from now on carry Connection: close
+            state.restarting = restarting
+        server.pause_accepting()
         await server.stop_accepting()
         await asyncio.sleep(DRAIN_GRACE)
         server.request_exit()
@@ -178,7 +200,7 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
             return
         if server.state.total_requests >= self.max_requests and self._draining is None:
             self.log.info("Autorestarting worker after %d requests.", server.state.total_requests)
-            self._graceful_exit()
+            self._graceful_exit(restarting=True)  # the arbiter replaces us
 
 
 class PalfreyH11Worker(PalfreyWorker):

@@ -92,3 +92,17 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> lis
     body = f"wsgi {environ['REQUEST_METHOD']} {environ['PATH_INFO']} pid={os.getpid()}".encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+async def websocket_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """`app`, plus a WebSocket at any path that echoes text (the HUP/shutdown close-code tests)."""
+    if scope["type"] != "websocket":
+        await app(scope, receive, send)
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        await send({"type": "websocket.send", "text": message.get("text") or ""})
