@@ -64,8 +64,9 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
         self._generation = restarts.generation()
 
     @classmethod
-    def check_config(cls, cfg: Any, log: Any) -> None:
-        """Run by gunicorn's arbiter in the master at boot and on every HUP (its `setup()`)."""
+    def setup(cls) -> None:
+        """Run by gunicorn in the master whenever the arbiter resolves `worker_class`: at boot and
+        on every HUP reload, before the new workers are forked."""
         restarts.note_setup()
 
     def palfrey_config(self) -> Config:

@@ -3,7 +3,9 @@
 palfrey's own master tells its workers why they drain; gunicorn's arbiter sends the same TERM for a
 HUP (new workers are already running), a scale-down (TTOU) and a shutdown, and the worker cannot see
 the HUP itself. What distinguishes them is in the master: on HUP the arbiter re-runs its `setup()`,
-which calls the worker class's `check_config()` — in the master, before it forks the new workers.
+which reads `cfg.worker_class`, and gunicorn calls the worker class's `setup()` classmethod every time
+it resolves that setting (gevent's worker patches there) — in the master, before it forks the new
+workers. Nothing else in gunicorn resolves it.
 
 So the master keeps a reload counter in one page of anonymous shared memory (created before the
 first fork, so every worker maps the same page): `note_setup()` bumps it on every setup after the
@@ -23,8 +25,8 @@ _page: mmap.mmap | None = None
 
 
 def note_setup() -> None:
-    """Called by the worker class's `check_config` in gunicorn's master: the first call maps the
-    shared page (before any fork); every later call is a HUP reload and bumps the counter."""
+    """Called by the worker class's `setup()` in gunicorn's master: the first call (boot) maps the
+    shared page, before any fork; every later call is a HUP reload and bumps the counter."""
     global _page
     if _page is None:
         _page = mmap.mmap(-1, mmap.PAGESIZE)  # anonymous MAP_SHARED: inherited by every fork

@@ -95,7 +95,7 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> lis
 
 
 async def websocket_app(scope: Scope, receive: Receive, send: Send) -> None:
-    """`app`, plus a WebSocket at any path that echoes text (the HUP/shutdown close-code tests)."""
+    """`app`, plus a WebSocket at any path that echoes text ("pid" is answered with the worker's pid)."""
     if scope["type"] != "websocket":
         await app(scope, receive, send)
         return
@@ -105,4 +105,5 @@ async def websocket_app(scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
         if message["type"] == "websocket.disconnect":
             return
-        await send({"type": "websocket.send", "text": message.get("text") or ""})
+        text = message.get("text") or ""
+        await send({"type": "websocket.send", "text": str(os.getpid()) if text == "pid" else text})
