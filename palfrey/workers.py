@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -26,13 +27,15 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     ) from exc
 
 from palfrey.config import Config, ConfigError
+from palfrey.gunicorn import restarts
 from palfrey.gunicorn.adapters import (
     GunicornAccessLog,
     SecureSchemeHeaders,
     access_log_wanted,
     route_palfrey_logs,
 )
-from palfrey.gunicorn import restarts
+from palfrey.gunicorn.hooks import PostRequestLog, is_default, with_pre_request
+from palfrey.gunicorn.refused import refused_settings
 from palfrey.gunicorn.settings import palfrey_settings, trusted_proxies
 from palfrey.server.server import EXIT_BOOT, Server, new_event_loop
 from palfrey.server.state import ServerState
@@ -69,6 +72,12 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
         on every HUP reload, before the new workers are forked."""
         restarts.note_setup()
 
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        """Run once by gunicorn's arbiter when it starts: name every setting the worker ignores."""
+        for line in refused_settings(cfg):
+            log.warning("%s", line)
+
     def palfrey_config(self) -> Config:
         """The palfrey settings this worker serves with: gunicorn's, translated, then `CONFIG_KWARGS`."""
         return Config(self.wsgi, **palfrey_settings(self.cfg, self.CONFIG_KWARGS))
@@ -87,6 +96,8 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
         server = self.server = Server(config)
         server.install_signal_handlers = False  # gunicorn's signal vocabulary, installed below
         server.prepare_state = self._prepare_state
+        if config.is_ssl and not is_default(self.cfg, "ssl_context"):
+            server.build_ssl_context = self._ssl_context
         # gunicorn owns the sockets and CTRL+C: "Palfrey running on ... (Press CTRL+C to quit)" would
         # mislead; each worker says it serves (gunicorn already logged "Listening at").
         server.log_listening = False
@@ -194,6 +205,20 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
         state.proxy = SecureSchemeHeaders.wrap(
             self.cfg.secure_scheme_headers, trusted_proxies(self.cfg), state.proxy
         )
+        # gunicorn's request hooks, only when the config sets them: the defaults add no work.
+        if not is_default(self.cfg, "pre_request"):
+            state.app = with_pre_request(state.app, self.cfg.pre_request, self)
+        if not is_default(self.cfg, "post_request"):
+            state.access_log = PostRequestLog(self.cfg.post_request, self, state.access_log)
+
+    def _ssl_context(self, config: Config, palfrey_context: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        """gunicorn 21+'s `ssl_context(cfg, default_ssl_context_factory)` hook builds the context;
+        its factory is palfrey's (certificate, key, cert_reqs, ca_certs, ciphers, and `h2` in ALPN
+        when HTTP/2 is on)."""
+        context = self.cfg.ssl_context(self.cfg, palfrey_context)
+        if not isinstance(context, ssl.SSLContext):
+            raise ConfigError(f"gunicorn's ssl_context hook returned {context!r}, not an ssl.SSLContext")
+        return context
 
     def _count_request(self) -> None:
         server = self.server

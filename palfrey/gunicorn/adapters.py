@@ -50,6 +50,11 @@ def _text(value: bytes) -> str:
     return value.decode("latin-1")
 
 
+def gunicorn_response(status: int, headers: Sequence[tuple[bytes, bytes]], sent: int) -> _Response:
+    """A response as gunicorn's logger and `post_request` hook read it (text headers)."""
+    return _Response(status, [(_text(name), _text(value)) for name, value in headers], sent)
+
+
 def wsgi_environ(scope: Mapping[str, Any]) -> dict[str, Any]:
     """The CGI variables gunicorn's atoms read (`r`, `m`, `U`, `q`, `H`, `h`, `f`, `a`, `u`, `{..}e`):
     the environ a WSGI app would get (one builder, `cgi_environ`), plus gunicorn's `RAW_URI`."""
@@ -76,9 +81,7 @@ class GunicornAccessLog:
         duration_ns: int,
     ) -> None:
         request = _Request([(_text(name), _text(value)) for name, value in scope.get("headers", ())])
-        response = _Response(
-            status, [(_text(name), _text(value)) for name, value in response_headers], response_bytes
-        )
+        response = gunicorn_response(status, response_headers, response_bytes)
         self._access(response, request, wsgi_environ(scope), timedelta(microseconds=duration_ns // 1000))
 
 
