@@ -107,3 +107,13 @@ async def websocket_app(scope: Scope, receive: Receive, send: Send) -> None:
             return
         text = message.get("text") or ""
         await send({"type": "websocket.send", "text": str(os.getpid()) if text == "pid" else text})
+
+
+def wsgi_thread_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """Sleeps 0.3 s in the WSGI pool and answers the name of the thread that ran it."""
+    time.sleep(0.3)
+    import threading
+
+    body = threading.current_thread().name.encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
