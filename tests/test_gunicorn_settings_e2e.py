@@ -167,7 +167,7 @@ def test_http2_from_gunicorn_http_protocols(tls_certs: Any) -> None:
 def test_h2c_prior_knowledge_with_curl(worker: str) -> None:
     curl = shutil.which("curl")
     assert curl, "curl is installed by make test-tools"
-    with run_gunicorn(worker=worker, env={"PALFREY_HTTP2": "1"}) as server:
+    with run_gunicorn("-e", "PALFREY_HTTP2=1", worker=worker) as server:  # gunicorn's raw_env
         result = subprocess.run(
             [curl, "-s", "--http2-prior-knowledge", "-w", " %{http_version}", f"{server.url}/pid"],
             capture_output=True,
