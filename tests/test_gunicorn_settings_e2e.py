@@ -183,3 +183,14 @@ def test_h2c_prior_knowledge_with_curl(worker: str) -> None:
     pid, version = result.stdout.split()
     assert pid.isdigit() and version == "2", result
     assert upgrade.stdout.split()[1] == "2", upgrade
+
+
+@pytest.mark.parametrize("worker", GUNICORN_WORKERS)
+def test_secure_scheme_header_alone_sets_https(worker: str) -> None:
+    """gunicorn's default `X-Forwarded-Ssl: on` from a trusted proxy means https, also on a request
+    with no X-Forwarded-For/-Proto (HTTP/1.1 consulted the proxy rules only for those before)."""
+    with run_gunicorn(worker=worker, workers=1) as server, httpx.Client(timeout=TIMEOUT) as client:
+        alone = client.get(f"{server.url}/scheme", headers={"x-forwarded-ssl": "on"}).json()
+        plain = client.get(f"{server.url}/scheme").json()
+    assert (alone["scheme"], alone["client"]) == ("https", "127.0.0.1")
+    assert plain["scheme"] == "http"

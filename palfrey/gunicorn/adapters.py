@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from palfrey.http.head import ParseError
+from palfrey.http.head import ParseError, watch_proxy_headers
 from palfrey.http.response import status_text
 from palfrey.interfaces.wsgi_environ import cgi_environ
 from palfrey.logging import format_target
@@ -138,7 +138,11 @@ class SecureSchemeHeaders:
         headers = headers or {}
         if all(name.strip().lower() == "x-forwarded-proto" for name in headers):
             return inner
-        return cls(headers, TrustedHosts(trusted_spec), inner)
+        rules = cls(headers, TrustedHosts(trusted_spec), inner)
+        watch_proxy_headers(
+            rules._headers
+        )  # HTTP/1.1 consults proxy rules only when such a header is present
+        return rules
 
     def apply(self, scope: dict[str, Any]) -> None:
         scheme = None
