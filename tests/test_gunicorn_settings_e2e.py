@@ -19,6 +19,8 @@ from tests.support import GUNICORN_WORKERS, run_gunicorn
 
 pytest.importorskip("gunicorn")
 
+from gunicorn.config import Config as GunicornConfig
+
 TIMEOUT = 10.0
 
 
@@ -150,6 +152,9 @@ def test_http2_over_tls_by_alpn_with_palfrey_http2(worker: str, tls_certs: Any) 
     assert (plain.status_code, plain.http_version) == (200, "HTTP/1.1")
 
 
+@pytest.mark.skipif(
+    "http_protocols" not in GunicornConfig().settings, reason="gunicorn < 25 has no http_protocols"
+)
 def test_http2_from_gunicorn_http_protocols(tls_certs: Any) -> None:
     """gunicorn 25+'s own setting, `--http-protocols h2,h1`, turns palfrey's HTTP/2 on."""
     client, cert, key = _tls_files(tls_certs)
