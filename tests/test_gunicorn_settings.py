@@ -208,3 +208,32 @@ def test_reload_counter() -> None:
         assert restarts.generation() == 2
     finally:
         restarts.reset_for_tests()
+
+
+def prepared_state(**values: Any) -> tuple[Any, Any]:
+    """A worker built as the arbiter builds it, and the per-process state after `_prepare_state`."""
+    from types import SimpleNamespace
+
+    from gunicorn.glogging import Logger
+
+    from palfrey.workers import PalfreyWorker
+
+    cfg = gunicorn_cfg(**values)
+    worker = PalfreyWorker(1, 0, [], None, 30, cfg, Logger(cfg))
+    state = SimpleNamespace(app=app, access_log=None, proxy=None, on_request_done=None)
+    worker._prepare_state(state)
+    return worker, state
+
+
+def test_default_hooks_add_nothing_to_a_request() -> None:
+    """Left at gunicorn's defaults, the hooks install nothing: the app is called directly and no
+    per-request logger runs (the protocols' hot path is the one palfrey's own server has)."""
+    _, state = prepared_state()
+    assert state.app is app
+    assert state.access_log is None
+
+
+def test_set_hooks_are_installed() -> None:
+    _, state = prepared_state(pre_request=lambda w, r: None, post_request=lambda w, r: None)
+    assert state.app is not app and state.app.__name__ == "pre_request_app"
+    assert isinstance(state.access_log, PostRequestLog)
