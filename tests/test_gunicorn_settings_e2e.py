@@ -112,7 +112,7 @@ def _tls_files(tls_certs: Any) -> tuple[ssl.SSLContext, Path, Path]:
 
 def test_ssl_context_hook_builds_the_context(tls_certs: Any, tmp_path: Path) -> None:
     """gunicorn's `ssl_context(config, default_ssl_context_factory)`: the hook gets palfrey's
-    context (certificate loaded) and its changes apply: TLS 1.3 only here."""
+    context (certificate loaded, `h2` in ALPN) and its changes apply: TLS 1.3 only here."""
     client, cert, key = _tls_files(tls_certs)
     conf = write_config(
         tmp_path,
@@ -127,9 +127,11 @@ def test_ssl_context_hook_builds_the_context(tls_certs: Any, tmp_path: Path) -> 
         """,
     )
     args = ("-c", str(conf), "--certfile", str(cert), "--keyfile", str(key))
-    with run_gunicorn(*args, workers=1, scheme="https") as server:
-        with httpx.Client(verify=client, timeout=TIMEOUT) as http:
-            assert http.get(f"{server.url}/pid").status_code == 200
+    with run_gunicorn(*args, workers=1, scheme="https", env={"PALFREY_HTTP2": "1"}) as server:
+        with httpx.Client(http2=True, verify=client, timeout=TIMEOUT) as http:
+            response = http.get(f"{server.url}/pid")
+        # The factory's context offers h2 by ALPN, so HTTP/2 survives the hook.
+        assert (response.status_code, response.http_version) == (200, "HTTP/2")
         old = ssl.create_default_context()
         tls_certs[0].configure_trust(old)
         old.maximum_version = ssl.TLSVersion.TLSv1_2
