@@ -66,7 +66,10 @@ class PalfreyWorker(GunicornMetrics, Worker):  # type: ignore[misc]  # gunicorn 
         if os.environ.get("PALFREY_METRICS_BIND"):  # docs/metrics.md, "Under gunicorn"
             from palfrey.metrics.gunicorn_master import install
 
-            install(cfg, log)
+            try:
+                install(cfg, log)
+            except ConfigError as exc:  # gunicorn prints a RuntimeError as one "Error: ..." line, exit 1
+                raise RuntimeError(str(exc)) from None
 
     def palfrey_config(self) -> Config:
         """The palfrey settings this worker serves with: gunicorn's, translated, then `CONFIG_KWARGS`."""

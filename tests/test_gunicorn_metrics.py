@@ -216,11 +216,12 @@ def test_busy_metrics_port_stops_gunicorn_with_one_line() -> None:
             env={"PALFREY_METRICS_BIND": f"127.0.0.1:{port}"},
         )
         try:
-            assert server.proc.wait(timeout=20) != 0
+            assert server.proc.wait(timeout=20) == 1
         finally:
             stop(server)
         output = server.output()
-        assert f"PALFREY_METRICS_BIND 127.0.0.1:{port}: cannot listen" in output
+        assert f"Error: PALFREY_METRICS_BIND 127.0.0.1:{port}: cannot listen" in output
+        assert "Traceback" not in output
         assert "Booting worker" not in output
 
 
