@@ -102,7 +102,7 @@ def test_three_workers_one_scrape_counts_every_request(worker: str, app: str) ->
 
 
 def test_max_requests_recycling_keeps_totals_monotonic_and_counts_restarts() -> None:
-    with gunicorn_metrics("--max-requests", "25", "--max-requests-jitter", "5") as (server, url):
+    with gunicorn_metrics("--max-requests", "20", "--max-requests-jitter", "4") as (server, url):
         seen: list[float] = []
         stop_scraping = threading.Event()
 
@@ -113,14 +113,14 @@ def test_max_requests_recycling_keeps_totals_monotonic_and_counts_restarts() -> 
         thread = threading.Thread(target=scraper, daemon=True)
         thread.start()
         try:
-            pids = load(server.port, 300)
+            pids = load(server.port, 160)
         finally:
             stop_scraping.set()
             thread.join(timeout=10)
-        assert len(pids) >= 6, pids  # at most 30 per worker: recycling happened
+        assert len(pids) >= 6, pids  # at most 24 per worker: recycling happened
         assert seen == sorted(seen), seen  # never backwards
         result = scrape(url)
-        assert requests_total(result) == 300
+        assert requests_total(result) == 160
         # Every worker that served its max and exited is counted; none counted as a crash.
         restarts = result.by("palfrey_worker_restarts_total", "reason")
         assert restarts["max-requests"] >= len(pids) - 3
@@ -223,12 +223,6 @@ def test_busy_metrics_port_stops_gunicorn_with_one_line() -> None:
         assert f"Error: PALFREY_METRICS_BIND 127.0.0.1:{port}: cannot listen" in output
         assert "Traceback" not in output
         assert "Booting worker" not in output
-
-
-def test_without_the_variable_no_metrics_listener() -> None:
-    with run_gunicorn(workers=1) as server:
-        load(server.port, 3)
-        assert "Metrics on" not in server.output()
 
 
 def test_docs_gunicorn_metrics_conf() -> None:
