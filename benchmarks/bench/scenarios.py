@@ -198,7 +198,7 @@ def all_scenarios() -> list[Scenario]:
             target=Target("within 5% of off", servers=("palfrey --metrics",), min_ratio=0.95),
         ),
         Scenario(
-            "gunicorn-metrics-plaintext",
+            "gunicorn-metrics",
             "ASGI plaintext under gunicorn + palfrey worker (1 worker), PALFREY_METRICS_BIND on vs off",
             HTTP,
             (gunicorn_palfrey(ASGI, metrics=False), gunicorn_palfrey(ASGI, metrics=True)),
