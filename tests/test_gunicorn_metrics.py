@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from palfrey.metrics.gunicorn_worker import PUSH_EVERY
 from tests.metrics_support import Scrape, scrape, scrape_until
 from tests.support import (
     GUNICORN_APP,
@@ -198,8 +200,15 @@ def test_timeout_kill_and_sigkill_are_restarts_and_lose_no_scraped_counts() -> N
         result = scrape_until(url, lambda s: s.total("palfrey_worker_restarts_total", reason="crash") == 1)
         assert requests_total(result) == before
         assert result.total("palfrey_worker_restarts_total") == 2
-        load(server.port, 10)
-        assert requests_total(scrape(url)) == before + 10
+        # Counts not yet scraped survive a SIGKILL once the worker pushed them (every PUSH_EVERY s).
+        # (No scrape between the load and the kills: a scrape would fetch fresh snapshots itself.)
+        pids = ready_workers(url, 2).by("palfrey_worker_pid", "worker").values()
+        load(server.port, 20)
+        time.sleep(PUSH_EVERY + 0.5)  # nothing to await: the push is the worker's own timer
+        for pid in pids:
+            os.kill(int(pid), signal.SIGKILL)
+        result = scrape_until(url, lambda s: s.total("palfrey_worker_restarts_total", reason="crash") == 3)
+        assert requests_total(result) == before + 20
 
 
 def test_busy_metrics_port_stops_gunicorn_with_one_line() -> None:
