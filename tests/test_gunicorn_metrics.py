@@ -173,7 +173,7 @@ def test_hup_ttin_ttou_usr1_keep_totals_and_are_counted() -> None:
 
 
 def test_timeout_kill_and_sigkill_are_restarts_and_lose_no_scraped_counts() -> None:
-    with gunicorn_metrics("--timeout", "2", workers=2) as (server, url):
+    with gunicorn_metrics("--timeout", "3", workers=2) as (server, url):
         load(server.port, 40)
         assert requests_total(scrape(url)) == 40
 
