@@ -26,6 +26,7 @@ from hyperframe.frame import GoAwayFrame
 
 from palfrey.http.deadlines import INF
 from palfrey.http.response import service_unavailable
+from palfrey.http2.compact import CompactH2Connection
 from palfrey.http2.floods import FloodGuard
 from palfrey.http2.request import request_scope, split_pseudo_headers
 from palfrey.http2.stream import CONNECTION_SPECIFIC, H2Cycle, H2Stream
@@ -73,7 +74,7 @@ class H2Protocol(asyncio.Protocol):
         self._defaults_src = b""
         self._defaults: list[tuple[bytes, bytes]] = []
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
-        conn = self.h2 = h2.connection.H2Connection(config)
+        conn = self.h2 = CompactH2Connection(config)  # h2's, with less memory per connection
         limits = state.limits
         conn.local_settings = h2.settings.Settings(
             client=False,
