@@ -44,8 +44,8 @@ def compact(settings: h2.settings.Settings) -> None:
             values[key] = SettingValues(history)
 
 
-class CompactH2Connection(h2.connection.H2Connection):
-    """h2's server connection with compact settings (see the module docstring)."""
+class CompactSettings(h2.connection.H2Connection):
+    """Mix in before any `H2Connection` subclass: its settings stay compact (module docstring)."""
 
     def initiate_connection(self) -> None:
         compact(self.local_settings)
@@ -64,3 +64,7 @@ class CompactH2Connection(h2.connection.H2Connection):
                 compact(self.remote_settings)
                 break
         return events
+
+
+class CompactH2Connection(CompactSettings, h2.connection.H2Connection):
+    """h2's connection with compact settings."""
