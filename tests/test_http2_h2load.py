@@ -32,10 +32,11 @@ def h2load(url: str, *args: str, data: Path | None = None) -> tuple[H2loadResult
     return parse(done.stdout), done.stdout
 
 
-def assert_all_succeeded(result: H2loadResult, report: str, requests: int) -> None:
+def assert_all_succeeded(result: H2loadResult, report: str, requests: int, server: ServerProcess) -> None:
     counts = (result.done, result.succeeded, result.failed, result.errored, result.timeouts)
     assert counts == (requests, requests, 0, 0, 0), report
     assert result.status_errors == 0, report
+    assert "Traceback" not in server.output(), server.output()[-3000:]
 
 
 def protocol(report: str) -> str:
@@ -52,20 +53,20 @@ def h2c_server() -> Iterator[ServerProcess]:
 def test_h2c_many_streams_on_many_connections(h2c_server: ServerProcess) -> None:
     result, report = h2load(h2c_server.url + "/fixed", "-n", "4000", "-c", "4", "-m", "16")
     assert protocol(report) == "h2c"
-    assert_all_succeeded(result, report, 4000)
+    assert_all_succeeded(result, report, 4000, h2c_server)
 
 
 def test_h2c_thousands_of_requests_on_one_connection(h2c_server: ServerProcess) -> None:
     """A legitimate client with many requests on one connection is not a flood (issue 15)."""
     result, report = h2load(h2c_server.url + "/fixed", "-n", "5000", "-c", "1", "-m", "16")
-    assert_all_succeeded(result, report, 5000)
+    assert_all_succeeded(result, report, 5000, h2c_server)
 
 
 def test_h2c_post_bodies(h2c_server: ServerProcess, tmp_path: Path) -> None:
     body = tmp_path / "body.bin"
     body.write_bytes(b"p" * 4096)
     result, report = h2load(h2c_server.url + "/echo", "-n", "2000", "-c", "2", "-m", "16", data=body)
-    assert_all_succeeded(result, report, 2000)
+    assert_all_succeeded(result, report, 2000, h2c_server)
 
 
 def test_tls_alpn_h2(tls_certs: tuple[trustme.CA, Path, Path]) -> None:
@@ -73,11 +74,11 @@ def test_tls_alpn_h2(tls_certs: tuple[trustme.CA, Path, Path]) -> None:
     tls = ("--ssl-certfile", str(cert_file), "--ssl-keyfile", str(key_file))
     with run_server(HTTP_APP, "--http2", *tls) as server:
         result, report = h2load(server.url + "/fixed", "-n", "3000", "-c", "4", "-m", "16")
-    assert protocol(report) == "h2"  # negotiated by ALPN, not HTTP/1.1
-    assert_all_succeeded(result, report, 3000)
+        assert protocol(report) == "h2"  # negotiated by ALPN, not HTTP/1.1
+        assert_all_succeeded(result, report, 3000, server)
 
 
 def test_under_the_master_with_two_workers() -> None:
     with run_server(HTTP_APP, "--http2", "--workers", "2") as server:
         result, report = h2load(server.url + "/fixed", "-n", "3000", "-c", "8", "-m", "16")
-    assert_all_succeeded(result, report, 3000)
+        assert_all_succeeded(result, report, 3000, server)
