@@ -9,20 +9,19 @@ connection has two Settings objects of 7-8 settings each. A one-element list cos
 h2 only ever calls `append`, `popleft`, `[0]` and `len` on those values (h2/settings.py), so a list
 with a `popleft` behaves the same. The values are swapped after every call that can add a setting
 (our own SETTINGS at start, a client's SETTINGS frame), never while h2 holds a reference to one.
+Cost: none per request (measured with callgrind, 600 vs 100 requests through h2 in process).
 If a future h2 stores its settings differently, `compact` leaves them alone: only memory is lost.
 """
 
 from __future__ import annotations
 
 import collections
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h2.connection
 import h2.events
 import h2.settings
-
-if TYPE_CHECKING:
-    from h2._typing import Buffer  # h2's own parameter type (a buffer-protocol Protocol)
+from hyperframe.frame import Frame, SettingsFrame
 
 
 class SettingValues(list[Any]):
@@ -52,18 +51,14 @@ class CompactSettings(h2.connection.H2Connection):
         compact(self.remote_settings)
         super().initiate_connection()
 
-    def initiate_upgrade_connection(self, settings_header: bytes | None = None) -> bytes | None:
-        result = super().initiate_upgrade_connection(settings_header)  # calls initiate_connection
-        compact(self.remote_settings)  # the HTTP2-Settings header's values
+    def _receive_settings_frame(self, frame: SettingsFrame) -> tuple[list[Frame], list[h2.events.Event]]:
+        """h2's handler of a received SETTINGS frame (also used for an h2c upgrade's HTTP2-Settings):
+        overriding it, not `receive_data`, costs nothing per request (a loop over every batch of
+        events cost ~4,000 instructions per request). h2 4.x has no public hook here; if a release
+        renames it, only the memory saving is lost, and tests/test_http2_compact.py fails."""
+        result = super()._receive_settings_frame(frame)
+        compact(self.remote_settings)
         return result
-
-    def receive_data(self, data: Buffer) -> list[h2.events.Event]:
-        events = super().receive_data(data)
-        for event in events:
-            if type(event) is h2.events.RemoteSettingsChanged:
-                compact(self.remote_settings)
-                break
-        return events
 
 
 class CompactH2Connection(CompactSettings, h2.connection.H2Connection):
