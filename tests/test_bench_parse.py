@@ -283,3 +283,12 @@ def test_h2idle_request_frames() -> None:
     headers = data[len(h2idle.PREFACE) + 9 :]
     length, kind, flags, stream = int.from_bytes(headers[:3], "big"), headers[3], headers[4], headers[5:9]
     assert (kind, flags, stream) == (0x1, 0x5, b"\x00\x00\x00\x01") and length == len(headers) - 9
+
+
+def test_targets_table_shows_no_ratio_for_a_count_target() -> None:
+    long = _result(
+        "h2-100k-one-connection",
+        {"palfrey": [Run(rate=900.0, count=100000)], "uvicorn zttp": [Run(rate=3000.0)]},
+    )
+    text = report.render([long], {}, {}, {"server": "0", "client": "1", "timeout": 5})
+    assert "| `h2-100k-one-connection` | palfrey | 0 failed | - | yes |" in text

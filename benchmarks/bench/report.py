@@ -117,7 +117,7 @@ def _h2_row(result: ScenarioResult, server: ServerResult) -> list[str]:
         f"{fmt_rate(low)}-{fmt_rate(high)}",
         fmt_seconds(server.p50_s),
         fmt_seconds(server.p99_s),
-        f"{server.total('count'):,}",
+        f"{int(sum(server.values('count'))):,}",  # count is None in a run without it
         f"{server.total('failed')}/{server.total('errored')}",
         f"{server.total('not_done')}/{server.total('timeouts')}",
         str(server.total("status_errors")),
@@ -234,6 +234,8 @@ def targets_table(results: list[ScenarioResult]) -> list[str]:
             if server is None:
                 continue
             ratio = fmt_ratio(result.ratio(server)) if server.ok else "n/a"
+            if target.min_ratio is None and target.max_ratio is None:
+                ratio = "-"  # a count target ("0 failed", "no timeouts"): a ratio would mislead
             reason = "" if server.ok else (server.error or "")
             rows.append(
                 [
