@@ -16,7 +16,7 @@ import h2.connection
 import h2.events
 import h2.settings
 
-from palfrey.http2.compact import CompactH2Connection, SettingValues
+from palfrey.http2.compact import CompactH2Connection, DynamicEntries, SettingValues
 
 REQUEST = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"a"), (b":path", b"/")]
 Codes = h2.settings.SettingCodes
@@ -116,3 +116,25 @@ def test_an_idle_connection_costs_about_half() -> None:
         bytes_per_connection(CompactH2Connection),
     )
     assert plain - compact > 8 * 1024, (plain, compact)
+
+
+def test_hpack_tables_through_evictions_both_ways() -> None:
+    """Hundreds of requests and responses with fresh header values fill and evict both dynamic
+    tables (4,096 bytes each); every header arrives as sent."""
+    peer, conn = client(), server(CompactH2Connection)
+    assert type(conn.encoder.header_table.dynamic_entries) is DynamicEntries
+    assert type(conn.decoder.header_table.dynamic_entries) is DynamicEntries
+    exchange(peer, conn)
+    for i in range(300):
+        sid = 1 + 2 * i
+        sent = [*REQUEST, (b"x-request", b"value-%d" % i * 3)]
+        peer.send_headers(sid, sent, end_stream=True)
+        received = [e for e in exchange(peer, conn) if isinstance(e, h2.events.RequestReceived)]
+        assert [list(e.headers) for e in received] == [sent]
+        conn.send_headers(sid, [(b":status", b"200"), (b"x-response", b"answer-%d" % i * 3)], end_stream=True)
+        out = conn.data_to_send()
+        answers = [e for e in peer.receive_data(out) if isinstance(e, h2.events.ResponseReceived)]
+        assert [list(e.headers) for e in answers] == [
+            [(b":status", b"200"), (b"x-response", b"answer-%d" % i * 3)]
+        ]
+    assert 0 < len(conn.decoder.header_table.dynamic_entries) < 300  # filled, and evicted
