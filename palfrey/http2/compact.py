@@ -67,7 +67,7 @@ def compact_tables(conn: h2.connection.H2Connection) -> None:
 
 
 class CompactSettings(h2.connection.H2Connection):
-    """Mix in before any `H2Connection` subclass: its settings stay compact (module docstring)."""
+    """Mix in before `H2Connection` (engine.ServerConnection does): compact settings and HPACK tables."""
 
     def initiate_connection(self) -> None:
         compact(self.local_settings)
@@ -83,7 +83,3 @@ class CompactSettings(h2.connection.H2Connection):
         result = super()._receive_settings_frame(frame)
         compact(self.remote_settings)
         return result
-
-
-class CompactH2Connection(CompactSettings, h2.connection.H2Connection):
-    """h2's connection with compact settings."""
