@@ -174,9 +174,7 @@ class H2Protocol(asyncio.Protocol):
             elif kind is h2.events.PingReceived or kind is h2.events.RemoteSettingsChanged:
                 closing.control_frame(self)
             elif kind is h2.events.ConnectionTerminated:
-                self.goaway = True
-                self.flush()
-                self.transport.close()
+                closing.remote_goaway(self)
                 return
             if self.discard_input or self.transport.is_closing():
                 return
