@@ -1,0 +1,64 @@
+"""Apps for the JSON-log, `http.response.pathsend` and WebSocket `tls` tests (``tests/test_ext_*.py``).
+
+Nothing here prints: the JSON-log tests parse every line the server writes, so an app line would
+not be JSON. Routes: /ok, /boom (raises, with a newline in its message), /applog (a record on the
+app's own logger, with `extra`), /ext (the extension names of the scope), /file?p=PATH (pathsend;
+`cl=N` sends that Content-Length, `zc=1` uses zerocopysend on an open descriptor instead).
+A WebSocket connection gets its scope's `tls` extension as one JSON text message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+Scope = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[dict[str, Any]], Any]
+
+_log = logging.getLogger("tests.app")
+
+
+async def _respond(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": json.dumps(scope.get("extensions", {}).get("tls"))})
+        await send({"type": "websocket.close", "code": 1000})
+        return
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+    if path == "/boom":
+        raise RuntimeError("boom\nsecond line of the message")
+    if path == "/applog":
+        _log.warning("app says %s", "hi", extra={"order": 7})
+        await _respond(send, 200, b"logged")
+        return
+    if path == "/ext":
+        await _respond(send, 200, json.dumps(sorted(scope.get("extensions", {}))).encode())
+        return
+    if path == "/file":
+        headers = [(b"content-type", b"application/octet-stream")]
+        if "cl" in query:
+            headers.append((b"content-length", query["cl"].encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if query.get("zc"):
+            with open(query["p"], "rb") as file:
+                await send({"type": "http.response.zerocopysend", "file": file.fileno()})
+            return
+        await send({"type": "http.response.pathsend", "path": query["p"]})
+        return
+    await _respond(send, 200, b"ok")
+
