@@ -117,4 +117,3 @@ def _access_fields(record: logging.LogRecord, data: dict[str, Any]) -> None:
     data["status"] = record.__dict__["status_code"]
     data["bytes"] = record.__dict__.get("response_bytes")
     data["duration"] = round(record.__dict__["duration_ns"] / 1e9, 6)
-

@@ -61,4 +61,3 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.pathsend", "path": query["p"]})
         return
     await _respond(send, 200, b"ok")
-
