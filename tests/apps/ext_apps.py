@@ -3,7 +3,7 @@
 Nothing here prints: the JSON-log tests parse every line the server writes, so an app line would
 not be JSON. Routes: /ok, /boom (raises, with a newline in its message), /applog (a record on the
 app's own logger, with `extra`), /ext (the extension names of the scope), /file?p=PATH (pathsend;
-`cl=N` sends that Content-Length, `zc=1` uses zerocopysend on an open descriptor instead).
+`cl=N` sends that Content-Length, `zc=1` uses zerocopysend on an open descriptor instead), /parts?p=PATH (two zerocopysend ranges).
 A WebSocket connection gets its scope's `tls` extension as one JSON text message.
 """
 
@@ -59,5 +59,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                 await send({"type": "http.response.zerocopysend", "file": file.fileno()})
             return
         await send({"type": "http.response.pathsend", "path": query["p"]})
+        return
+    if path == "/parts":  # two ranges of the file by zerocopysend, then an empty final body: chunked
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        with open(query["p"], "rb") as file:
+            for offset, count in ((10, 1000), (0, 5)):
+                message = {"type": "http.response.zerocopysend", "file": file, "offset": offset}
+                await send({**message, "count": count, "more_body": True})
+        await send({"type": "http.response.body", "body": b"end"})
         return
     await _respond(send, 200, b"ok")
