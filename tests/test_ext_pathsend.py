@@ -168,3 +168,17 @@ def test_timeout_send_ends_a_stalled_sendfile(loop: str, big_file: Path) -> None
             assert received < length, "the stalled transfer was aborted"
         with Conn(server.port) as conn:
             assert conn.request("GET", "/ok").body == b"ok", "the server serves on"
+
+
+@pytest.mark.parametrize("http", PARSERS)
+def test_starlette_file_response_uses_pathsend(http: str, data_file: Path) -> None:
+    expected = data_file.read_bytes()
+    with (
+        run_server("tests.apps.ext_starlette:app", "--http", http, "--log-level", "trace") as server,
+        Conn(server.port) as conn,
+    ):
+        response = conn.request("GET", f"/file?p={data_file}")
+        assert response.status == 200 and response.body == expected
+        assert response.header("content-length") == str(len(expected))
+        server.wait_for_line(r"Send \{'type': 'http\.response\.pathsend', 'path': ")
+        assert conn.request("HEAD", f"/file?p={data_file}").header("content-length") == str(len(expected))
