@@ -11,6 +11,7 @@ import ssl
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import trustme
 
@@ -182,3 +183,19 @@ def test_starlette_file_response_uses_pathsend(http: str, data_file: Path) -> No
         assert response.header("content-length") == str(len(expected))
         server.wait_for_line(r"Send \{'type': 'http\.response\.pathsend', 'path': ")
         assert conn.request("HEAD", f"/file?p={data_file}").header("content-length") == str(len(expected))
+
+
+def test_pathsend_on_an_http2_stream(data_file: Path) -> None:
+    """HTTP/2 scopes do not advertise the extensions yet, but a stream serves them (the read loop)."""
+    expected = data_file.read_bytes()
+    with (
+        run_server(APP, "--http2", "--no-access-log") as server,
+        httpx.Client(http1=False, http2=True, timeout=10) as client,
+    ):
+        response = client.get(f"{server.url}/file?p={data_file}")
+        assert response.http_version == "HTTP/2" and response.content == expected
+        assert response.headers["content-length"] == str(len(expected))
+        parts = client.get(f"{server.url}/parts?p={data_file}")
+        assert parts.content == expected[10:1010] + expected[:5] + b"end"
+        head = client.head(f"{server.url}/file?p={data_file}")
+        assert head.headers["content-length"] == str(len(expected)) and head.content == b""
