@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,7 @@ def restore_logging() -> Iterator[None]:
     names = ("", "palfrey", "palfrey.error", "palfrey.access")
     saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level) for n in names}
     yield
+    logging.captureWarnings(False)  # JSON mode turned it on: give warnings.showwarning back
     for name, (handlers, level) in saved.items():
         logger = logging.getLogger(name)
         logger.handlers = handlers
@@ -173,6 +175,13 @@ def test_root_logger_writes_json(restore_logging: None, capsys: pytest.CaptureFi
     logging.getLogger("asyncio").error("Task exception was never retrieved")
     assert json.loads(capsys.readouterr().err)["logger"] == "asyncio"
     assert JSON_LOGGING_CONFIG["root"]["level"] == "WARNING"
+
+
+def test_python_warnings_become_json(restore_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(log_config=None, log_level=None, access_log=True, use_colors=None, log_format="json")
+    warnings.showwarning(DeprecationWarning("old API"), DeprecationWarning, "app.py", 3)
+    record = json.loads(capsys.readouterr().err)
+    assert record["logger"] == "py.warnings" and "DeprecationWarning: old API" in record["message"]
 
 
 def test_unknown_log_format_is_one_clear_error(restore_logging: None) -> None:

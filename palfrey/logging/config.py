@@ -246,6 +246,7 @@ def configure_logging(
         logging.getLogger(name).disabled = False
     if log_config is None and log_format == "json":
         _dict_config(JSON_LOGGING_CONFIG, "the JSON config", None)
+        logging.captureWarnings(True)  # a Python warning is a record too, not a plain stderr line
     elif log_config is None:
         _dict_config(LOGGING_CONFIG, "the default config", use_colors)
     elif isinstance(log_config, dict):
