@@ -3,7 +3,7 @@
 Nothing here prints: the JSON-log tests parse every line the server writes, so an app line would
 not be JSON. Routes: /ok, /boom (raises, with a newline in its message), /applog (a record on the
 app's own logger, with `extra`), /ext (the extension names of the scope), /file?p=PATH (pathsend;
-`cl=N` sends that Content-Length, `zc=1` uses zerocopysend on an open descriptor instead), /parts?p=PATH (two zerocopysend ranges).
+`cl=N` sends that Content-Length, `zc=1` uses zerocopysend on an open descriptor from position `skip` instead), /parts?p=PATH (two zerocopysend ranges).
 A WebSocket connection gets its scope's `tls` extension as one JSON text message.
 """
 
@@ -55,8 +55,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             headers.append((b"content-length", query["cl"].encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         if query.get("zc"):
-            with open(query["p"], "rb") as file:
-                await send({"type": "http.response.zerocopysend", "file": file.fileno()})
+            with open(query["p"], "rb", buffering=0) as file:
+                file.seek(int(query.get("skip", 0)))  # no offset: sent from the file's position
+                await send({"type": "http.response.zerocopysend", "file": file.fileno(), "more_body": True})
+                # ...which the server advanced past what it sent: the rest is empty
+                await send({"type": "http.response.body", "body": file.read()})
             return
         await send({"type": "http.response.pathsend", "path": query["p"]})
         return
