@@ -82,11 +82,13 @@ def test_pathsend_keep_alive_and_head(http: str, loop: str, data_file: Path) -> 
         assert conn.request("GET", "/ext").json() == EXTENSIONS
 
 
-@pytest.mark.parametrize("http", PARSERS)
-def test_pathsend_over_tls(http: str, data_file: Path, tls_certs: tuple[trustme.CA, Path, Path]) -> None:
+@pytest.mark.parametrize(("http", "loop"), [("httptools", "uvloop"), ("h11", "asyncio")])
+def test_pathsend_over_tls(
+    http: str, loop: str, data_file: Path, tls_certs: tuple[trustme.CA, Path, Path]
+) -> None:
     expected = data_file.read_bytes()
     with (
-        run_server(APP, "--http", http, "--no-access-log", *tls_args(tls_certs)) as server,
+        run_server(APP, "--http", http, "--loop", loop, "--no-access-log", *tls_args(tls_certs)) as server,
         tls_conn(server.port, tls_certs[0]) as conn,
     ):
         for target in (f"/file?p={data_file}", f"/file?p={data_file}&zc=1"):
