@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from palfrey.logging import JSON_LOGGING_CONFIG, AccessLog, JsonFormatter, LogConfigError, configure_logging
-from tests.support import PARSERS, ServerProcess, run_server
+from tests.support import PARSERS, ServerProcess, run_gunicorn, run_server
 
 APP = "tests.apps.ext_apps:app"
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -106,6 +106,39 @@ def test_log_config_decides_the_format(tmp_path: Path) -> None:
     )
     with run_server(APP, "--log-format", "json", "--log-config", str(config)) as server:
         server.wait_for_line(r"PLAIN --log-format json has no effect with --log-config")
+
+
+GUNICORN_CONFIG = """
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "palfrey.logging.JsonFormatter"}},
+    "handlers": {"out": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["out"], "level": "INFO"},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["out"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["out"], "level": "INFO", "propagate": False},
+    },
+}
+accesslog = "-"
+"""
+
+
+def test_json_lines_under_gunicorn_through_its_logconfig_dict(tmp_path: Path) -> None:
+    """--log-format is palfrey's flag; under gunicorn the formatter is named in gunicorn's config."""
+    config = tmp_path / "gunicorn_conf.py"
+    config.write_text(GUNICORN_CONFIG)
+    with run_gunicorn("-c", str(config), app=APP, workers=1) as server:
+        with httpx.Client(timeout=5) as client:
+            assert client.get(server.url + "/ok").text == "ok"
+            assert client.get(server.url + "/boom").status_code == 500
+        server.wait_for_line(r"GET /boom HTTP/1\.1\\\" 500")
+    parsed = records(server)
+    for record in parsed:
+        check_common(record)
+    (failure,) = [r for r in parsed if "exc_info" in r]
+    assert failure["logger"] == "palfrey.error" and "RuntimeError: boom" in failure["exc_info"]
+    assert {"gunicorn.error", "gunicorn.access", "palfrey.error"} <= {r["logger"] for r in parsed}
 
 
 # --- the formatter and configure_logging, in process --------------------------------------------
