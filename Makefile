@@ -17,9 +17,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/palfrey docs_src.getting_started.hello_world:app --host 127.0.0.1 --port 8000
 
-# Tools the end-to-end tests drive (nginx for the reverse-proxy tests, curl), from Debian's packages
+# Tools the end-to-end tests drive (nginx and HAProxy for the reverse-proxy and deployment-recipe tests,
+# curl, systemd's socket-activation launcher and unit verifier), from Debian's packages
 # when missing: a test never skips because a tool is absent.
-TEST_TOOLS := nginx:nginx curl:curl
+TEST_TOOLS := nginx:nginx curl:curl haproxy:haproxy systemd-socket-activate:systemd systemd-analyze:systemd
 test-tools:
 	@missing=; for pair in $(TEST_TOOLS); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
 		command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
