@@ -118,6 +118,12 @@ def test_missing_file_and_length_mismatches(http: str, data_file: Path, tmp_path
             assert status == 200 and dict(headers)["content-length"] == str(size + 10)
             assert len(conn.read_to_close()) == size
         server.wait_for_line(rf"Response content shorter than Content-Length \({size} of {size + 10} bytes\)")
+        with Conn(server.port) as conn:  # a range past the end of the file: what it has, then a close
+            conn.send(f"GET /file?p={data_file}&count={size + 5} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            status, headers = conn.read_head()
+            assert status == 200 and dict(headers)["content-length"] == str(size + 5)
+            assert conn.read_to_close() == data_file.read_bytes()
+        server.wait_for_line(rf"RuntimeError: The file ended after {size} of {size + 5} bytes")
         with Conn(server.port) as conn:  # a directory cannot be opened: 500
             assert conn.request("GET", f"/file?p={tmp_path}").status == 500
 

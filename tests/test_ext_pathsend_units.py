@@ -96,3 +96,45 @@ def test_read_loop_holds_one_piece_until_the_client_reads(http: str, tmp_path: P
         assert transport.most_buffered <= HIGH_WATER + PIECE + 512
 
     asyncio.run(main())
+
+
+def test_read_loop_range_past_the_end_closes_after_what_the_file_has(tmp_path: Path) -> None:
+    content = os.urandom(PIECE + 10)
+    path = tmp_path / "file.bin"
+    path.write_bytes(content)
+    raised: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        with open(path, "rb") as file:
+            message = {
+                "type": "http.response.zerocopysend",
+                "file": file,
+                "offset": 0,
+                "count": len(content) + 5,
+            }
+            try:
+                await send(message)
+            except RuntimeError as exc:
+                raised.append(str(exc))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        state = ServerState(Config(app, lifespan="off"), app, loop)
+        protocol = HttpProtocol(state)
+        transport = SlowClientTransport(protocol)
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        protocol.data_received(b"GET /f HTTP/1.1\r\nHost: t\r\n\r\n")
+        for _ in range(200):
+            if raised:
+                break
+            transport.client_reads()
+            await asyncio.sleep(0)
+        assert raised == [
+            f"The file ended after {len(content)} of {len(content) + 5} bytes; the connection is closed"
+        ]
+        head, _, body = bytes(transport.written).partition(b"\r\n\r\n")
+        assert b"content-length: %d" % (len(content) + 5) in head and body == content
+        assert protocol.last_request, "no further request on a connection whose response broke off"
+
+    asyncio.run(main())

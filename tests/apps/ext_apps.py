@@ -3,7 +3,7 @@
 Nothing here prints: the JSON-log tests parse every line the server writes, so an app line would
 not be JSON. Routes: /ok, /boom (raises, with a newline in its message), /applog (a record on the
 app's own logger, with `extra`), /ext (the extension names of the scope), /file?p=PATH (pathsend;
-`cl=N` sends that Content-Length, `zc=1` uses zerocopysend on an open descriptor from position `skip` instead), /parts?p=PATH (two zerocopysend ranges).
+`cl=N` sends that Content-Length, `zc=1` uses zerocopysend on an open descriptor from position `skip` instead), /parts?p=PATH (two zerocopysend ranges); `count=N` sends N bytes by zerocopysend.
 A WebSocket connection gets its scope's `tls` extension as one JSON text message.
 """
 
@@ -54,6 +54,17 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if "cl" in query:
             headers.append((b"content-length", query["cl"].encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if "count" in query:  # zerocopysend of `count` bytes from offset 0, perhaps past the end
+            with open(query["p"], "rb") as file:
+                await send(
+                    {
+                        "type": "http.response.zerocopysend",
+                        "file": file,
+                        "offset": 0,
+                        "count": int(query["count"]),
+                    }
+                )
+            return
         if query.get("zc"):
             with open(query["p"], "rb", buffering=0) as file:
                 file.seek(int(query.get("skip", 0)))  # no offset: sent from the file's position
