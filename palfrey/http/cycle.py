@@ -447,14 +447,13 @@ class RequestCycle:
         self._write_error()
         self.record()
 
-    def _write_error(self) -> None:
-        """The 500 response for an app that failed before its response began (an HTTP/2 stream
-        overrides this: it answers with HEADERS + DATA, not HTTP/1.1 bytes)."""
+    def _write_error(self, status: int = 500, reason: str = "Internal Server Error") -> None:
+        """The response for an app that failed before its response began (500), or that the server
+        answers in its place (504 from --timeout-request). An HTTP/2 stream overrides this: it
+        answers with HEADERS + DATA, not HTTP/1.1 bytes."""
         if not self.transport.is_closing():
             self.transport.write(
-                error_response(
-                    500, "Internal Server Error", self.protocol.state.default_headers(False, False)
-                )
+                error_response(status, reason, self.protocol.state.default_headers(False, False))
             )
 
     # Running the app.

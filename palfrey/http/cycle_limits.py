@@ -10,7 +10,6 @@ import logging
 
 from palfrey.http.cycle import RequestCycle
 from palfrey.http.head import BODY_CHUNKED, Framing, ParseError
-from palfrey.http.response import error_response
 
 logger = logging.getLogger("palfrey.error")
 
@@ -55,8 +54,7 @@ def time_out(cycle: RequestCycle, timeout: float) -> None:
     cycle.response_complete = True
     cycle.disconnected = True  # the app's later sends are dropped; a receive() gets http.disconnect
     cycle.wake()
-    if not cycle.transport.is_closing():
-        cycle.transport.write(error_response(504, "Gateway Timeout", state.default_headers(False, False)))
+    cycle._write_error(504, "Gateway Timeout")  # HTTP/1.1 bytes, or HEADERS + DATA on an HTTP/2 stream
     cycle.record()
     task = cycle.task
     if task is not None and not task.done():

@@ -16,16 +16,15 @@ import logging
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-import h2.config
-import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
-from hyperframe.frame import GoAwayFrame
 
-from palfrey.http.deadlines import INF
 from palfrey.http.response import service_unavailable
+from palfrey.http2 import closing, deadlines, refusals
+from palfrey.http2.deadlines import IDLE, INF
+from palfrey.http2.engine import ServerConnection
 from palfrey.http2.floods import FloodGuard
 from palfrey.http2.request import request_scope, split_pseudo_headers
 from palfrey.http2.stream import CONNECTION_SPECIFIC, H2Cycle, H2Stream
@@ -60,9 +59,16 @@ class H2Protocol(asyncio.Protocol):
         self.server = server
         self.scheme = scheme
         self.metrics = state.metrics
-        self.deadline = INF  # the server's deadline sweep reads it (no HTTP/2 deadlines yet)
+        # One deadline for the server's sweep (deadlines.py): the first request's head, then
+        # keep-alive or stalls; no timer per stream.
+        self.deadline = self.loop.time() + state.timeout_request_header
+        self.deadline_kind = IDLE
+        self.paused_at = INF  # when the transport's buffer filled (the client stopped reading)
+        self.tls: dict[str, Any] | None = None  # the ASGI `tls` extension, over TLS (h2c.switch_to_h2)
+        self.body_limit = state.slow.body_limit  # --limit-request-body
         self.streams: dict[int, H2Stream] = {}
         self.blocked: dict[int, H2Stream] = {}  # streams with output waiting for window
+        self.waiting: dict[int, H2Stream] = {}  # streams whose app waits for request body
         self.write_paused = False
         self.flush_handle: asyncio.Handle | None = None
         self.goaway = False
@@ -72,8 +78,7 @@ class H2Protocol(asyncio.Protocol):
         self.deferred: H2Stream | None = None  # h2c: stream 1 starts once the client's preface is in
         self._defaults_src = b""
         self._defaults: list[tuple[bytes, bytes]] = []
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
-        conn = self.h2 = h2.connection.H2Connection(config)
+        conn = self.h2 = ServerConnection()
         limits = state.limits
         conn.local_settings = h2.settings.Settings(
             client=False,
@@ -142,7 +147,7 @@ class H2Protocol(asyncio.Protocol):
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
-            self._protocol_error(exc)
+            closing.protocol_error(self, exc)
             return
         deferred = self.deferred
         if deferred is not None:
@@ -157,15 +162,17 @@ class H2Protocol(asyncio.Protocol):
             elif kind is h2.events.DataReceived:
                 self._data(event)
             elif kind is h2.events.StreamEnded:
+                if self.h2.length_errors:
+                    self._check_length(event.stream_id)
                 stream = self.streams.get(event.stream_id)
                 if stream is not None and stream.cycle is not None:
                     stream.cycle.end_body()
             elif kind is h2.events.WindowUpdated:
                 self._window_updated(event.stream_id)
             elif kind is h2.events.StreamReset:
-                self._remote_reset(event.stream_id)
+                closing.remote_reset(self, event.stream_id)
             elif kind is h2.events.PingReceived or kind is h2.events.RemoteSettingsChanged:
-                self._control_frame()
+                closing.control_frame(self)
             elif kind is h2.events.ConnectionTerminated:
                 self.goaway = True
                 self.flush()
@@ -174,6 +181,7 @@ class H2Protocol(asyncio.Protocol):
             if self.discard_input or self.transport.is_closing():
                 return
         self.flush()
+        deadlines.rearm(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         state = self.state
@@ -187,16 +195,20 @@ class H2Protocol(asyncio.Protocol):
                 stream.cycle.disconnect()
             stream.release()
         self.blocked.clear()
+        self.waiting.clear()
         if state.draining:
             state.check_idle()
 
     def pause_writing(self) -> None:
         self.write_paused = True
+        self.paused_at = self.loop.time()
+        deadlines.stalled(self, self.paused_at)
         for stream in self.streams.values():
             stream.write_paused = True
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self.paused_at = INF
         for stream in self.streams.values():
             if len(stream.out) <= 65536:
                 stream.write_paused = False
@@ -209,8 +221,17 @@ class H2Protocol(asyncio.Protocol):
         if self.goaway:
             self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
-        method, scheme, path, authority, fields = split_pseudo_headers(event.headers, self.scheme.encode())
-        self._open(stream_id, method, scheme, path, authority, fields, ended=event.stream_ended is not None)
+        head = split_pseudo_headers(event.headers, self.scheme.encode())
+        if head is None:
+            self.last_stream_id = stream_id
+            refusals.malformed(self, stream_id, "Malformed request head")
+            return
+        method, scheme, path, authority, fields = head
+        stream = self._open(
+            stream_id, method, scheme, path, authority, fields, ended=event.stream_ended is not None
+        )
+        if stream is not None and self.h2.length_errors:
+            self._check_length(stream_id)
 
     def _open(
         self,
@@ -231,8 +252,10 @@ class H2Protocol(asyncio.Protocol):
             state, self.client, self.server, self.scheme, method, scheme, target, authority, fields
         )
         if scope is None:  # not an origin-form path, or CONNECT (no RFC 8441 tunnels)
-            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            refusals.malformed(self, stream_id, "Invalid request target")
             return None
+        if self.tls is not None:
+            scope["extensions"] = dict(self.tls)
         stream = H2Stream(self, stream_id)
         cycle = H2Cycle(
             stream,
@@ -249,6 +272,10 @@ class H2Protocol(asyncio.Protocol):
         if self.write_paused:
             stream.write_paused = True
         self.streams[stream_id] = stream
+        limit = self.body_limit
+        if limit is not None and not ended and refusals.content_length_over(fields, limit):
+            refusals.refuse(self, stream, 413, "Request body over the limit")  # the app never runs
+            return None
         if start:
             self._run(stream)
         return stream
@@ -272,9 +299,17 @@ class H2Protocol(asyncio.Protocol):
         stream = self.streams.get(event.stream_id)
         length = event.flow_controlled_length
         if not event.data and event.stream_ended is None:
-            self._control_frame()  # an empty DATA frame carries nothing: counted as a flood
+            closing.control_frame(self)  # an empty DATA frame carries nothing: counted as a flood
+        if self.h2.length_errors:
+            self._check_length(event.stream_id)
+            stream = self.streams.get(event.stream_id)
         if stream is None or stream.cycle is None or stream.cycle.response_complete:
             self._ack(event.stream_id, length)  # nobody will read it: give the credit back now
+            return
+        limit = self.body_limit
+        if limit is not None and stream.cycle.received + len(event.data) > limit:
+            self._ack(event.stream_id, length)
+            refusals.refuse(self, stream, 413, "Request body over the limit")
             return
         stream.cycle.feed_body(event.data)
         stream.unacked += length
@@ -288,6 +323,11 @@ class H2Protocol(asyncio.Protocol):
             stream.unacked = 0
             self._ack(stream.stream_id, length)
             self.schedule_flush()
+
+    def _check_length(self, stream_id: int) -> None:
+        """engine.py found this stream's body at odds with its content-length: reset it alone."""
+        if stream_id in self.h2.length_errors:
+            refusals.malformed(self, stream_id, "Request body length does not match content-length")
 
     def _ack(self, stream_id: int, length: int) -> None:
         if length:
@@ -331,6 +371,7 @@ class H2Protocol(asyncio.Protocol):
         conn = self.h2
         stream_id = stream.stream_id
         out = stream.out
+        queued = len(out)
         try:
             while out:
                 window = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
@@ -349,11 +390,14 @@ class H2Protocol(asyncio.Protocol):
             stream.reset = True
             out.clear()
         if out and not stream.reset:
-            self.blocked[stream_id] = stream
+            if len(out) < queued or stream_id not in self.blocked:  # (newly) waiting for window
+                stream.blocked_since = now = self.loop.time()
+                self.blocked[stream_id] = stream
+                deadlines.stalled(self, now)
         else:
             self.blocked.pop(stream_id, None)
             if stream.ended and stream.cycle is not None and stream.cycle.response_complete:
-                self.streams.pop(stream_id, None)
+                self.forget(stream)
         paused = len(out) > 65536 or self.write_paused
         if stream.write_paused != paused:
             stream.write_paused = paused
@@ -384,9 +428,16 @@ class H2Protocol(asyncio.Protocol):
     def stream_done(self, stream: H2Stream) -> None:
         """The stream's response is complete (or broke off): forget it once its output is out."""
         if stream.ended or stream.reset:
-            self.streams.pop(stream.stream_id, None)
+            self.forget(stream)
         if self.goaway and not self.streams:
             self.flush()  # and linger: nothing is left to answer
+
+    def forget(self, stream: H2Stream) -> None:
+        """The stream is done with: drop it (closed streams must not pile up on a long connection)."""
+        streams = self.streams
+        self.waiting.pop(stream.stream_id, None)
+        if streams.pop(stream.stream_id, None) is not None and not streams:
+            deadlines.rearm(self)  # the keep-alive deadline starts
 
     def schedule_flush(self) -> None:
         if self.flush_handle is None:
@@ -404,54 +455,10 @@ class H2Protocol(asyncio.Protocol):
         if self.goaway and not self.streams:
             self.linger()
 
-    # Floods and errors
+    # Errors and shutdown (closing.py)
 
-    def _remote_reset(self, stream_id: int) -> None:
-        stream = self.streams.pop(stream_id, None)
-        self.blocked.pop(stream_id, None)
-        if stream is not None:
-            stream.reset = True
-            stream.out.clear()
-            stream.release()
-            cycle = stream.cycle
-            if cycle is not None:
-                if not cycle.started and cycle.task is not None:
-                    # Reset before the app ran: the task never starts (rapid reset costs no app work).
-                    cycle.task.cancel()
-                    self.state.task_done(cycle.task)
-                else:
-                    cycle.disconnect()
-        if self.floods.reset(self.loop.time()):
-            self._calm("rapid reset")
-
-    def _control_frame(self) -> None:
-        if self.floods.control_frame(self.loop.time()):
-            self._calm("control frame flood")
-
-    def _calm(self, what: str) -> None:
-        logger.warning("HTTP/2 %s from %s: connection closed (ENHANCE_YOUR_CALM)", what, self.client)
-        self._close_with(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
-
-    def _protocol_error(self, exc: h2.exceptions.ProtocolError) -> None:
-        code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
-        logger.debug("HTTP/2 protocol error from %s: %s", self.client, exc)
-        self._close_with(code)
-
-    def _close_with(self, code: int) -> None:
-        try:
-            self.h2.close_connection(error_code=code, last_stream_id=self.last_stream_id)
-        except h2.exceptions.ProtocolError:
-            pass
-        self.goaway = True
-        data = self.h2.data_to_send()
-        if data and not self.discard_input and not self.transport.is_closing():
-            self.transport.write(data)
-        for stream in list(self.streams.values()):
-            stream.reset = True
-            if stream.cycle is not None:
-                stream.cycle.disconnect()
-            stream.release()
-        self.linger()
+    def close_with(self, code: int) -> None:
+        closing.close_with(self, code)
 
     def linger(self) -> None:
         """Close without losing the GOAWAY to a reset: closing with unread input sends RST, so the
@@ -468,30 +475,12 @@ class H2Protocol(asyncio.Protocol):
         transport.write_eof()
         self.loop.call_later(LINGER, transport.close)
 
-    # Shutdown
-
     def shutdown(self) -> None:
-        """Graceful: GOAWAY with the last stream taken; in-flight streams finish, then we close.
-
-        The GOAWAY frame is written beside h2 (h2 would treat the connection as closed after its
-        own and refuse to finish the streams in flight); streams the client opens after it are
-        refused, so the client knows they were never processed and may retry them elsewhere.
-        """
-        if self.goaway:
-            return
-        self.goaway = True
-        for stream in self.streams.values():
-            if stream.cycle is not None:
-                stream.cycle.server_draining()  # a long-lived response waiting in receive() is told to end
-        self.flush()
-        frame = GoAwayFrame(0)
-        frame.last_stream_id = self.last_stream_id
-        frame.error_code = 0
-        if not self.transport.is_closing():
-            self.transport.write(frame.serialize())
-        if not self.streams:
-            self.linger()
+        closing.shutdown(self)
 
     def check_deadline(self, now: float) -> None:
-        """No HTTP/2 deadline yet (docs/http2.md lists the idle timeout as not yet handled)."""
-        self.deadline = INF
+        if now >= self.deadline:
+            deadlines.check_deadline(self, now)
+
+    def check_request_timeout(self, now: float, timeout: float) -> None:
+        deadlines.check_request_timeout(self, now, timeout)

@@ -31,7 +31,17 @@ class H2cRequest:
     cycle; only the methods HttpProtocol calls on those paths exist.
     """
 
-    __slots__ = ("body", "headers", "method", "more_body", "options", "protocol", "settings", "target")
+    __slots__ = (
+        "body",
+        "headers",
+        "limit",
+        "method",
+        "more_body",
+        "options",
+        "protocol",
+        "settings",
+        "target",
+    )
 
     response_complete = False
 
@@ -50,14 +60,16 @@ class H2cRequest:
         self.method = method
         self.target = target
         self.headers = headers
-        self.body: bytearray | None = bytearray()  # None: over H2C_BODY_LIMIT (read and dropped)
+        self.body: bytearray | None = bytearray()  # None: over `limit` (read and dropped)
+        body_limit = protocol.state.slow.body_limit  # --limit-request-body, if lower
+        self.limit = H2C_BODY_LIMIT if body_limit is None else min(body_limit, H2C_BODY_LIMIT)
         self.more_body = True
 
     def feed_body(self, data: bytes) -> None:
         body = self.body
         if body is not None:
             body += data
-            if len(body) > H2C_BODY_LIMIT:
+            if len(body) > self.limit:
                 self.body = None
 
     def end_body(self) -> None:
@@ -121,6 +133,7 @@ def switch_to_h2(
         scheme=http1.scheme,
         max_streams=options.max_streams,
     )
+    h2_protocol.tls = getattr(http1, "tls", None)  # TlsHttpProtocol's, read at the handshake
     transport.set_protocol(h2_protocol)
     if http1.read_paused:
         http1.read_paused = False

@@ -6,6 +6,7 @@ framework) see the same thing over HTTP/1.1 and HTTP/2; proxy headers apply as o
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -16,22 +17,52 @@ _ASGI = {"version": "3.0", "spec_version": "2.4"}
 Fields = list[tuple[bytes, bytes]]
 
 
-def split_pseudo_headers(headers: Any, scheme: bytes) -> tuple[bytes, bytes, bytes, bytes, Fields]:
-    """(method, scheme, path, authority, the other fields) of a decoded HEADERS block."""
+_PSEUDO = frozenset((b":method", b":scheme", b":path", b":authority"))
+# RFC 9113 §8.2.2: fields that only mean something to one HTTP/1.1 hop (`te` is checked apart).
+_CONNECTION_SPECIFIC = frozenset(
+    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
+)
+# RFC 9113 §8.2.1: a name has no controls, spaces, uppercase or bytes past 0x7e; a value has no
+# NUL, CR or LF and no leading or trailing space or tab.
+_BAD_NAME = re.compile(rb"[\x00-\x20A-Z\x7f-\xff]")
+_BAD_VALUE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$")
+
+
+def split_pseudo_headers(headers: Any, scheme: bytes) -> tuple[bytes, bytes, bytes, bytes, Fields] | None:
+    """(method, scheme, path, authority, the other fields) of a decoded HEADERS block, or None for
+    a malformed request (RFC 9113 §8.1.1, §8.2, §8.3.1), which is reset on its stream alone.
+
+    h2's own validation is off (engine.py: it would end the whole connection); this walk is the
+    one that builds the scope anyway.
+    """
     method = path = authority = b""
+    seen: set[bytes] = set()
     fields: list[tuple[bytes, bytes]] = []
+    bad_name = _BAD_NAME.search
+    bad_value = _BAD_VALUE.search
     for name, value in headers:
+        if value and bad_value(value) is not None:
+            return None
         if name[:1] == b":":
+            if fields or name not in _PSEUDO or name in seen:
+                return None  # after a regular field, unknown (:protocol, :status) or repeated
+            seen.add(name)
             if name == b":method":
                 method = value
             elif name == b":path":
                 path = value
             elif name == b":authority":
                 authority = value
-            elif name == b":scheme":
+            else:
                 scheme = value
-        else:
-            fields.append((name, value))
+            continue
+        if not name or bad_name(name) is not None or name in _CONNECTION_SPECIFIC:
+            return None
+        if name == b"te" and value.lower() != b"trailers":
+            return None
+        fields.append((name, value))
+    if not method or not path or b":scheme" not in seen:
+        return None
     return method, scheme, path, authority, fields
 
 

@@ -21,6 +21,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from palfrey.http.cycle import RequestCycle
+from palfrey.http2.deadlines import body_wait
 
 if TYPE_CHECKING:
     from palfrey.http.contract import ResponseWriter
@@ -39,6 +40,10 @@ class H2Stream:
     """What a cycle may ask of its carrier (contract.CycleConnection), for one HTTP/2 stream."""
 
     __slots__ = (
+        "blocked_since",
+        "body_mark",
+        "body_since",
+        "body_wait_at",
         "conn",
         "cycle",
         "drain_waiters",
@@ -70,6 +75,10 @@ class H2Stream:
         self.reset = False  # reset by either side, or the connection is gone
         self.read_paused = False  # the app holds enough unread body: credit is held back
         self.unacked = 0  # flow-controlled request bytes not yet given back
+        self.blocked_since = 0.0  # when queued output last waited for window (deadlines.py)
+        self.body_mark = -1  # the body-rate floor (deadlines.py): `received` when first waited for
+        self.body_since = 0.0  # ... and when
+        self.body_wait_at = 0.0  # when the app began its current wait for body
 
     # ResponseWriter
 
@@ -107,8 +116,10 @@ class H2Stream:
         if self.read_paused:
             self.read_paused = False
             self.conn.acknowledge(self)
+        body_wait(self.conn, self, cycle)  # the body deadline and rate floor run while it waits
 
     def body_consumed(self, cycle: RequestCycle) -> None:
+        self.conn.waiting.pop(self.stream_id, None)
         self.read_paused = False
         if self.unacked:
             self.conn.acknowledge(self)
@@ -191,11 +202,11 @@ class H2Cycle(RequestCycle):
                 self._too_long()
         stream.send_head(status, fields, body, not more_body)
 
-    def _write_error(self) -> None:
-        body = b"Internal Server Error"
+    def _write_error(self, status: int = 500, reason: str = "Internal Server Error") -> None:
+        body = reason.encode()
         fields = [
             *self.protocol.conn.default_fields(False, False),
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", b"%d" % len(body)),
         ]
-        self.protocol.send_head(500, fields, body, True)
+        self.protocol.send_head(status, fields, body, True)

@@ -1,0 +1,97 @@
+"""How an HTTP/2 connection ends: floods cut off, protocol errors, graceful shutdown.
+
+Functions of the connection (`H2Protocol`), kept apart so connection.py stays about frames in and
+out. Floods are counted by floods.py (rapid reset, SETTINGS/PING/empty frames); past a limit the
+connection gets GOAWAY ENHANCE_YOUR_CALM. A graceful shutdown (TERM, HUP, recycling) sends GOAWAY
+with the last stream taken and finishes the streams in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import h2.errors
+import h2.exceptions
+from hyperframe.frame import GoAwayFrame
+
+if TYPE_CHECKING:
+    from palfrey.http2.connection import H2Protocol
+
+logger = logging.getLogger("palfrey.error")
+
+
+def remote_reset(conn: H2Protocol, stream_id: int) -> None:
+    stream = conn.streams.get(stream_id)
+    conn.blocked.pop(stream_id, None)
+    if stream is not None:
+        conn.forget(stream)
+        stream.reset = True
+        stream.out.clear()
+        stream.release()
+        cycle = stream.cycle
+        if cycle is not None:
+            if not cycle.started and cycle.task is not None:
+                # Reset before the app ran: the task never starts (rapid reset costs no app work).
+                cycle.task.cancel()
+                conn.state.task_done(cycle.task)
+            else:
+                cycle.disconnect()
+    if conn.floods.reset(conn.loop.time()):
+        calm(conn, "rapid reset")
+
+
+def control_frame(conn: H2Protocol) -> None:
+    if conn.floods.control_frame(conn.loop.time()):
+        calm(conn, "control frame flood")
+
+
+def calm(conn: H2Protocol, what: str) -> None:
+    logger.warning("HTTP/2 %s from %s: connection closed (ENHANCE_YOUR_CALM)", what, conn.client)
+    close_with(conn, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+
+
+def protocol_error(conn: H2Protocol, exc: h2.exceptions.ProtocolError) -> None:
+    code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
+    logger.debug("HTTP/2 protocol error from %s: %s", conn.client, exc)
+    close_with(conn, code)
+
+
+def close_with(conn: H2Protocol, code: int) -> None:
+    try:
+        conn.h2.close_connection(error_code=code, last_stream_id=conn.last_stream_id)
+    except h2.exceptions.ProtocolError:
+        pass
+    conn.goaway = True
+    data = conn.h2.data_to_send()
+    if data and not conn.discard_input and not conn.transport.is_closing():
+        conn.transport.write(data)
+    for stream in list(conn.streams.values()):
+        stream.reset = True
+        if stream.cycle is not None:
+            stream.cycle.disconnect()
+        stream.release()
+    conn.linger()
+
+
+def shutdown(conn: H2Protocol) -> None:
+    """Graceful: GOAWAY with the last stream taken; in-flight streams finish, then we close.
+
+    The GOAWAY frame is written beside h2 (h2 would treat the connection as closed after its
+    own and refuse to finish the streams in flight); streams the client opens after it are
+    refused, so the client knows they were never processed and may retry them elsewhere.
+    """
+    if conn.goaway:
+        return
+    for stream in conn.streams.values():
+        if stream.cycle is not None:
+            stream.cycle.server_draining()  # a long-lived response waiting in receive() is told to end
+    conn.flush()  # before `goaway` is set: with no stream left, a flush after it shuts the write side
+    conn.goaway = True
+    frame = GoAwayFrame(0)
+    frame.last_stream_id = conn.last_stream_id
+    frame.error_code = 0
+    if not conn.transport.is_closing() and not conn.discard_input:
+        conn.transport.write(frame.serialize())
+    if not conn.streams:
+        conn.linger()

@@ -1,0 +1,90 @@
+"""Requests an HTTP/2 connection refuses on their own stream, never with the whole connection.
+
+- **Malformed** (RFC 9113 §8.1.1): a request head `request.split_pseudo_headers` rejects
+  (connection-specific fields, a `te` other than "trailers", uppercase names, pseudo-headers
+  missing, repeated, unknown or after a regular field) or a body longer or shorter than its
+  content-length (engine.py). RST_STREAM PROTOCOL_ERROR; the app never sees such a request, or,
+  if its body broke the content-length after the app started, gets `http.disconnect` (never a
+  body that looks complete).
+- **Over --limit-request-body**: a content-length over the limit is answered 413 before the app
+  runs; a body that grows past it is answered 413 if the response has not begun, else the stream
+  is reset (CANCEL); either way the app gets `http.disconnect`. After a complete 413 the stream is
+  also reset with NO_ERROR, which tells the client to stop sending the rest (RFC 9113 §8.1).
+
+Other streams on the connection carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import h2.errors
+import h2.exceptions
+
+if TYPE_CHECKING:
+    from palfrey.http2.connection import H2Protocol
+    from palfrey.http2.stream import H2Stream
+
+logger = logging.getLogger("palfrey.error")
+
+_MESSAGES = {400: "Bad Request", 408: "Request Timeout", 413: "Request Entity Too Large"}
+
+
+def malformed(conn: H2Protocol, stream_id: int, reason: str) -> None:
+    """Reset a malformed request's stream (PROTOCOL_ERROR); its app stops (or never starts)."""
+    logger.debug("Malformed HTTP/2 request on stream %d from %s: %s", stream_id, conn.client, reason)
+    metrics = conn.metrics
+    if metrics is not None:
+        metrics.protocol_error(400, reason)
+    conn.h2.length_errors.discard(stream_id)
+    stream = conn.streams.get(stream_id)
+    if stream is None:
+        _rst(conn, stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        return
+    cycle = stream.cycle
+    if cycle is not None:
+        cycle.abort_body()  # a waiting receive() gets http.disconnect
+        if not cycle.started and cycle.task is not None:
+            cycle.task.cancel()  # not run yet: the app never sees the request
+            conn.state.task_done(cycle.task)
+    conn.reset_stream(stream, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+    stream.release()
+    conn.forget(stream)
+
+
+def content_length_over(fields: list[tuple[bytes, bytes]], limit: int) -> bool:
+    """Does the request's content-length say its body is over --limit-request-body?"""
+    for name, value in fields:
+        if name == b"content-length":
+            return value.isdigit() and int(value) > limit
+    return False
+
+
+def refuse(conn: H2Protocol, stream: H2Stream, status: int, reason: str) -> None:
+    """Answer `status` in the app's place (or reset the stream if its response began)."""
+    logger.warning("%s (%s) from %s", _MESSAGES.get(status, ""), reason, conn.client)
+    metrics = conn.metrics
+    if metrics is not None:
+        metrics.protocol_error(status, reason)
+    cycle = stream.cycle
+    assert cycle is not None
+    began = cycle.abort_body()  # the app gets http.disconnect, never a truncated body
+    if began:
+        conn.reset_stream(stream, h2.errors.ErrorCodes.CANCEL)
+        stream.release()
+        conn.forget(stream)
+        return
+    cycle.status = status
+    cycle._write_error(status, _MESSAGES.get(status, "Error"))
+    if not stream.out and not stream.reset:
+        _rst(conn, stream.stream_id, h2.errors.ErrorCodes.NO_ERROR)  # "stop sending the body"
+    conn.forget(stream)
+
+
+def _rst(conn: H2Protocol, stream_id: int, code: int) -> None:
+    try:
+        conn.h2.reset_stream(stream_id, code)
+    except h2.exceptions.ProtocolError:  # already closed on both sides
+        pass
+    conn.schedule_flush()
