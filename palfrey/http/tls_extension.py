@@ -81,15 +81,16 @@ def tls_protocol(
     class TlsHttpProtocol(base):  # type: ignore[valid-type,misc]
         """HttpProtocol that adds the `tls` extension to every request scope of its connection."""
 
-        tls: dict[str, Any] | None = None  # the `tls` values of this connection
-        extensions: dict[str, Any] = EXTENSIONS  # what its HTTP scopes advertise, `tls` included
+        # `{"tls": values}` of this connection (an HTTP/2 connection taking it over reads it too).
+        tls: dict[str, Any] | None = None
+        extensions: dict[str, Any] = EXTENSIONS  # what its HTTP/1.1 scopes advertise, `tls` included
 
         def connection_made(self, transport: Any) -> None:
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is not None:
-                self.tls = connection_tls(ssl_object, server_cert, ciphers)
+                self.tls = {"tls": connection_tls(ssl_object, server_cert, ciphers)}
                 # One dict per connection, shared by its requests; never the process-wide one.
-                self.extensions = {**EXTENSIONS, "tls": self.tls}
+                self.extensions = {**EXTENSIONS, **self.tls}
             super().connection_made(transport)
 
         def on_head(
@@ -108,6 +109,6 @@ def tls_protocol(
             if cycle is not None:
                 cycle.scope["extensions"] = self.extensions
             elif self.upgrade is not None:  # a WebSocket handshake (wss): its scope gets `tls` too
-                self.upgrade.cycle.scope["extensions"]["tls"] = self.tls
+                self.upgrade.cycle.scope["extensions"].update(self.tls)
 
     return TlsHttpProtocol
