@@ -33,6 +33,7 @@ from palfrey.gunicorn.adapters import (
     route_palfrey_logs,
 )
 from palfrey.gunicorn.settings import palfrey_settings, trusted_proxies
+from palfrey.metrics.gunicorn_worker import GunicornMetrics
 from palfrey.server.server import EXIT_BOOT, Server, new_event_loop
 from palfrey.server.state import ServerState
 
@@ -44,7 +45,7 @@ DRAIN_GRACE = 0.1
 MAX_HEARTBEAT = 1.0
 
 
-class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type information
+class PalfreyWorker(GunicornMetrics, Worker):  # type: ignore[misc]  # gunicorn has no type information
     """A gunicorn worker serving an ASGI or WSGI app with palfrey (parser and event loop: `auto`).
 
     Subclass and change `CONFIG_KWARGS` to set palfrey settings gunicorn has no name for.
@@ -59,9 +60,22 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
         self._heartbeat_handle: asyncio.TimerHandle | None = None
         self._draining: asyncio.Future[None] | None = None
 
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        """Run once by gunicorn's arbiter, in the master, before the first fork."""
+        if os.environ.get("PALFREY_METRICS_BIND"):  # docs/metrics.md, "Under gunicorn"
+            from palfrey.metrics.gunicorn_master import install
+
+            try:
+                install(cfg, log)
+            except ConfigError as exc:  # gunicorn prints a RuntimeError as one "Error: ..." line, exit 1
+                raise RuntimeError(str(exc)) from None
+
     def palfrey_config(self) -> Config:
         """The palfrey settings this worker serves with: gunicorn's, translated, then `CONFIG_KWARGS`."""
-        return Config(self.wsgi, **palfrey_settings(self.cfg, self.CONFIG_KWARGS))
+        return Config(
+            self.wsgi, **palfrey_settings(self.cfg, {**self.CONFIG_KWARGS, **self.metrics_settings()})
+        )
 
     # gunicorn calls init_process() → init_signals(), load_wsgi(), then run(); returning from run()
     # exits the process with 0, SystemExit(n) with n.
@@ -113,9 +127,11 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
         # ABRT keeps gunicorn's plain handler (set by init_signals): it is sent precisely when this
         # loop is blocked, so it must not wait for the loop to run it.
         self._heartbeat(loop)  # from the loop, before lifespan startup: a blocked loop goes silent
+        self.metrics_start(server, loop)  # PALFREY_METRICS_BIND: answer the master's collector
         try:
             return await server.serve([listener.sock for listener in self.sockets])
         finally:
+            self.metrics_stop()  # the final snapshot, after the drain
             if self._heartbeat_handle is not None:
                 self._heartbeat_handle.cancel()
             for sig in installed:
@@ -123,6 +139,7 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
 
     def _started(self) -> None:
         self.log.info("Palfrey worker serving (pid: %s)", os.getpid())
+        self.metrics_ready()
 
     def _heartbeat(self, loop: asyncio.AbstractEventLoop) -> None:
         """Tell the arbiter we are alive; it kills a worker silent for `timeout` (self.timeout is half)."""
@@ -137,6 +154,7 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
     def _graceful_exit(self) -> None:
         """TERM, max_requests reached, or the arbiter went away: stop accepting, then drain."""
         self.alive = False
+        self.metrics_draining()
         server = self.server
         if server is None or self._draining is not None:
             return
@@ -157,6 +175,7 @@ class PalfreyWorker(Worker):  # type: ignore[misc]  # gunicorn has no type infor
 
     def _quick_exit(self) -> None:
         self.alive = False
+        self.metrics_draining()
         self.cfg.worker_int(self)
         if self.server is not None:
             self.server.request_exit(force=True)

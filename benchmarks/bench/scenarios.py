@@ -9,7 +9,15 @@ import dataclasses
 import fnmatch
 from dataclasses import dataclass, field
 
-from benchmarks.bench.servers import ServerSpec, granian, gunicorn, hypercorn, palfrey, uvicorn
+from benchmarks.bench.servers import (
+    ServerSpec,
+    granian,
+    gunicorn,
+    gunicorn_palfrey,
+    hypercorn,
+    palfrey,
+    uvicorn,
+)
 
 HTTP, WS_ECHO, IDLE_RSS, WS_IDLE = "http", "ws-echo", "idle-rss", "ws-idle"
 
@@ -188,6 +196,14 @@ def all_scenarios() -> list[Scenario]:
             ),
             "palfrey",
             target=Target("within 5% of off", servers=("palfrey --metrics",), min_ratio=0.95),
+        ),
+        Scenario(
+            "gunicorn-metrics",
+            "ASGI plaintext under gunicorn + palfrey worker (1 worker), PALFREY_METRICS_BIND on vs off",
+            HTTP,
+            (gunicorn_palfrey(ASGI, metrics=False), gunicorn_palfrey(ASGI, metrics=True)),
+            "gunicorn+palfrey",
+            target=Target("within 3% of off", servers=("gunicorn+palfrey metrics",), min_ratio=0.97),
         ),
         Scenario(
             "ws-echo",

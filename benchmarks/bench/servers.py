@@ -117,3 +117,17 @@ def gunicorn(
     default_label = f"gunicorn {worker_class}" + (f" w{workers}" if workers > 1 else "")
     default_label += f" t{threads}" if threads > 1 else ""
     return ServerSpec(label or default_label, "gunicorn", command, "wsgi")
+
+
+def gunicorn_palfrey(app: str, *, metrics: bool, workers: int = 1, label: str = "") -> ServerSpec:
+    """gunicorn (from the project's .venv, next to palfrey) with palfrey's worker class; `metrics`
+    sets PALFREY_METRICS_BIND through gunicorn's own `-e` (raw_env) on the auxiliary port."""
+
+    def command(port: int, aux: int) -> list[str]:
+        argv = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-k", "palfrey.workers.PalfreyWorker"]
+        argv += ["--workers", str(workers), "--bind", f"{HOST}:{port}", "--log-level", "warning"]
+        argv += ["-e", f"PALFREY_METRICS_BIND={HOST}:{aux}"] if metrics else []
+        return [*argv, app]
+
+    default_label = "gunicorn+palfrey" + (" metrics" if metrics else "")
+    return ServerSpec(label or default_label, "palfrey", command)
