@@ -194,12 +194,15 @@ def test_starlette_file_response_uses_pathsend(http: str, data_file: Path) -> No
 
 
 def test_pathsend_on_an_http2_stream(data_file: Path) -> None:
-    """HTTP/2 scopes do not advertise the extensions yet, but a stream serves them (the read loop)."""
+    """HTTP/2 scopes advertise the extensions, and a stream serves them (the read loop)."""
     expected = data_file.read_bytes()
     with (
         run_server(APP, "--http2", "--no-access-log") as server,
         httpx.Client(http1=False, http2=True, timeout=10) as client,
     ):
+        advertised = client.get(f"{server.url}/ext")
+        assert advertised.http_version == "HTTP/2"
+        assert advertised.json() == ["http.response.pathsend", "http.response.zerocopysend"]
         response = client.get(f"{server.url}/file?p={data_file}")
         assert response.http_version == "HTTP/2" and response.content == expected
         assert response.headers["content-length"] == str(len(expected))
