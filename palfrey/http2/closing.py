@@ -1,8 +1,10 @@
 """How an HTTP/2 connection ends: floods cut off, protocol errors, graceful shutdown.
 
 Functions of the connection (`H2Protocol`), kept apart so connection.py stays about frames in and
-out. Floods are counted by floods.py (rapid reset, SETTINGS/PING/empty frames); past a limit the
-connection gets GOAWAY ENHANCE_YOUR_CALM. A graceful shutdown (TERM, HUP, recycling) sends GOAWAY
+out. Floods are counted by floods.py (resets, ours for the client's fault included; useless
+frames); past a limit the connection gets GOAWAY ENHANCE_YOUR_CALM. An HPACK block that cannot be
+decoded is a COMPRESSION_ERROR (RFC 9113 §4.3), one that decodes past our header-list limit
+ENHANCE_YOUR_CALM (h2 stops decoding there: the decoded size is never allocated). A graceful shutdown (TERM, HUP, recycling) sends GOAWAY
 with the last stream taken and finishes the streams in flight.
 """
 
@@ -12,13 +14,26 @@ import logging
 from typing import TYPE_CHECKING
 
 import h2.errors
+import h2.events
 import h2.exceptions
+import hpack
 from hyperframe.frame import GoAwayFrame
 
 if TYPE_CHECKING:
     from palfrey.http2.connection import H2Protocol
 
 logger = logging.getLogger("palfrey.error")
+
+# h2 events that only cost work: counted as useless frames (floods.py).
+USELESS_EVENTS = frozenset(
+    {
+        h2.events.PingReceived,
+        h2.events.RemoteSettingsChanged,
+        h2.events.WindowUpdated,
+        h2.events.PriorityUpdated,
+        h2.events.UnknownFrameReceived,
+    }
+)
 
 
 def remote_reset(conn: H2Protocol, stream_id: int) -> None:
@@ -37,12 +52,17 @@ def remote_reset(conn: H2Protocol, stream_id: int) -> None:
                 conn.state.task_done(cycle.task)
             else:
                 cycle.disconnect()
-    if conn.floods.reset(conn.loop.time()):
+    count_reset(conn)
+
+
+def count_reset(conn: H2Protocol) -> None:
+    """A stream was reset, by the client or by us for its fault (MadeYouReset): one budget."""
+    if conn.floods.reset(conn.loop.time()) and not conn.discard_input:
         calm(conn, "rapid reset")
 
 
-def control_frame(conn: H2Protocol) -> None:
-    if conn.floods.control_frame(conn.loop.time()):
+def control_frame(conn: H2Protocol, count: int = 1) -> None:
+    if conn.floods.control_frame(conn.loop.time(), count) and not conn.discard_input:
         calm(conn, "control frame flood")
 
 
@@ -53,6 +73,8 @@ def calm(conn: H2Protocol, what: str) -> None:
 
 def protocol_error(conn: H2Protocol, exc: h2.exceptions.ProtocolError) -> None:
     code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
+    if code == h2.errors.ErrorCodes.PROTOCOL_ERROR and isinstance(exc.__cause__, hpack.HPACKError):
+        code = h2.errors.ErrorCodes.COMPRESSION_ERROR  # the shared HPACK state is lost
     logger.debug("HTTP/2 protocol error from %s: %s", conn.client, exc)
     close_with(conn, code)
 

@@ -19,7 +19,8 @@ PROTOCOL_ERROR on *its* stream; the other streams carry on. So:
 
 The stream subclass reaches two h2 methods by name (`_initialize_content_length`,
 `_track_content_length`, the stream's own), and the connection `_begin_new_stream`,
-`_receive_headers_frame`, `_closed_streams` and `_decode_headers`: h2 4.x has no public hook for
+`_receive_headers_frame`, `_receive_frame`, `_closed_streams` and `_decode_headers`, and sets the
+HPACK decoder's `max_header_list_size` to what we advertise: h2 4.x has no public hook for
 any of these. tests/test_http2_life.py plays each case against a real server, so an h2
 release that renames them fails there, not in production silently (the connection error returns).
 """
@@ -33,10 +34,12 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.exceptions
+import h2.settings
 import h2.stream
 from hyperframe.frame import HeadersFrame, RstStreamFrame
 
 CLOSED_STREAMS_KEPT = 1024  # ten times the default --http2-max-concurrent-streams
+MAX_HEADER_LIST = 65536  # decoded header bytes per request at most (h2's default), whatever the head limits
 
 
 class _LengthCheckedStream(h2.stream.H2Stream):
@@ -70,6 +73,25 @@ class ServerConnection(h2.connection.H2Connection):
             h2.config.H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=False)
         )
         self.length_errors: set[int] = set()  # streams whose body broke its content-length
+        # Frames h2 took without an event (DATA or RST_STREAM on a closed stream, unknown types):
+        # the connection counts them as useless frames (floods.py).
+        self.idle_frames = 0
+        # What we advertise is what the decoder enforces: h2 only applies a MAX_HEADER_LIST_SIZE
+        # changed after the client acknowledged it, never the initial value we advertise.
+        self.decoder.max_header_list_size = MAX_HEADER_LIST
+
+    def advertise(self, settings: h2.settings.Settings) -> None:
+        """Our SETTINGS (sent by initiate_connection); the HPACK decoder stops where they say."""
+        self.local_settings = settings
+        limit = settings.max_header_list_size
+        if limit is not None:
+            self.decoder.max_header_list_size = limit
+
+    def _receive_frame(self, frame: Any) -> list[Any]:
+        events: list[Any] = super()._receive_frame(frame)
+        if not events:
+            self.idle_frames += 1
+        return events
 
     def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> h2.stream.H2Stream:
         stream = super()._begin_new_stream(stream_id, allowed_ids)
