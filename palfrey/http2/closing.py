@@ -3,8 +3,8 @@
 Functions of the connection (`H2Protocol`), kept apart so connection.py stays about frames in and
 out. Floods are counted by floods.py (resets, ours for the client's fault included; useless
 frames); past a limit the connection gets GOAWAY ENHANCE_YOUR_CALM. An HPACK block that cannot be
-decoded is a COMPRESSION_ERROR (RFC 9113 §4.3), one that decodes past our header-list limit
-ENHANCE_YOUR_CALM (h2 stops decoding there: the decoded size is never allocated). A graceful shutdown (TERM, HUP, recycling) sends GOAWAY
+decoded is a COMPRESSION_ERROR (RFC 9113 §4.3, engine.py), one that decodes past our header-list
+limit ENHANCE_YOUR_CALM (h2 stops decoding there: the decoded size is never allocated). A graceful shutdown (TERM, HUP, recycling) sends GOAWAY
 with the last stream taken and finishes the streams in flight.
 """
 
@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import h2.errors
 import h2.events
 import h2.exceptions
-import hpack
 from hyperframe.frame import GoAwayFrame
 
 if TYPE_CHECKING:
@@ -29,7 +28,6 @@ USELESS_EVENTS = frozenset(
     {
         h2.events.PingReceived,
         h2.events.RemoteSettingsChanged,
-        h2.events.WindowUpdated,
         h2.events.PriorityUpdated,
         h2.events.UnknownFrameReceived,
     }
@@ -68,13 +66,14 @@ def control_frame(conn: H2Protocol, count: int = 1) -> None:
 
 def calm(conn: H2Protocol, what: str) -> None:
     logger.warning("HTTP/2 %s from %s: connection closed (ENHANCE_YOUR_CALM)", what, conn.client)
+    # What h2 queued in answer to the flood (PING acks, RST_STREAM for frames on closed streams)
+    # is dropped: the client gets the GOAWAY, not one more answer per frame it flooded us with.
+    conn.h2.clear_outbound_data_buffer()
     close_with(conn, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
 
 
 def protocol_error(conn: H2Protocol, exc: h2.exceptions.ProtocolError) -> None:
     code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
-    if code == h2.errors.ErrorCodes.PROTOCOL_ERROR and isinstance(exc.__cause__, hpack.HPACKError):
-        code = h2.errors.ErrorCodes.COMPRESSION_ERROR  # the shared HPACK state is lost
     logger.debug("HTTP/2 protocol error from %s: %s", conn.client, exc)
     close_with(conn, code)
 

@@ -175,6 +175,7 @@ class H2Protocol(asyncio.Protocol):
                     stream.cycle.end_body()
             elif kind is h2.events.WindowUpdated:
                 self._window_updated(event.stream_id)
+                closing.control_frame(self)  # paid for by the DATA frames we send (floods.py)
             elif kind is h2.events.StreamReset:
                 closing.remote_reset(self, event.stream_id)
             elif kind in closing.USELESS_EVENTS:

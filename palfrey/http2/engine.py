@@ -36,6 +36,7 @@ import h2.errors
 import h2.exceptions
 import h2.settings
 import h2.stream
+import hpack
 from hyperframe.frame import HeadersFrame, RstStreamFrame
 
 CLOSED_STREAMS_KEPT = 1024  # ten times the default --http2-max-concurrent-streams
@@ -100,6 +101,14 @@ class ServerConnection(h2.connection.H2Connection):
         return stream
 
     def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Any], list[Any]]:
+        try:
+            return self._headers_frame(frame)
+        except h2.exceptions.ProtocolError as exc:
+            if type(exc) is h2.exceptions.ProtocolError and isinstance(exc.__cause__, hpack.HPACKError):
+                exc.error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR  # RFC 9113 §4.3 (h2 says PROTOCOL)
+            raise
+
+    def _headers_frame(self, frame: HeadersFrame) -> tuple[list[Any], list[Any]]:
         try:
             return super()._receive_headers_frame(frame)
         except h2.exceptions.TooManyStreamsError:
