@@ -13,10 +13,12 @@ import json
 import socket
 import struct
 import subprocess
+import tracemalloc
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import h2.errors
+import h2.exceptions
 import hpack
 import httpx
 import pytest
@@ -33,6 +35,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
+from palfrey.http2.engine import ServerConnection
 from tests.h2_client import Client, FrameReader
 from tests.support import ServerProcess, run_server
 
@@ -186,6 +189,25 @@ def test_hpack_bomb_is_cut_off_at_the_header_list_limit(server: ServerProcess, s
     assert rss_kib(server.proc.pid) - before < 32 * 1024
 
 
+def test_hpack_bomb_decoding_stops_at_the_limit_in_process() -> None:
+    """What the worker allocates for a bomb: decoding stops past 64 KiB of header list, so the
+    16 KB block that names a 4 KB field 12,000 times costs well under 256 KiB, not the ~1.8 MB
+    list (of shared values) or 48 MB (of copies) it expands to."""
+    conn = ServerConnection()
+    conn.initiate_connection()
+    raw = Raw.__new__(Raw)
+    raw.encoder = hpack.Encoder()
+    head = HeadersFrame(1, data=bomb_block(raw, 12000), flags=["END_HEADERS", "END_STREAM"])
+    tracemalloc.start()
+    try:
+        with pytest.raises(h2.exceptions.DenialOfServiceError):
+            conn.receive_data(PREFACE + SettingsFrame(0).serialize() + head.serialize())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 1024
+
+
 def test_table_size_update_above_the_advertised_size_is_a_compression_error(server: ServerProcess) -> None:
     raw = Raw(server.port)
     update = encode_integer(1 << 20, 5)  # a 1 MiB dynamic table; we advertise HPACK's 4,096 bytes
@@ -274,6 +296,17 @@ def test_empty_header_blocks_are_resets_and_cut_off(server: ServerProcess) -> No
     raw.close()
     assert goaway(answer) is not None and goaway(answer).error_code == CALM
     assert sum(isinstance(f, RstStreamFrame) for f in answer) <= 2 * MAX_STREAMS + 1
+
+
+def test_empty_continuation_flood_is_a_protocol_error(server: ServerProcess) -> None:
+    """Empty CONTINUATION frames never end a header block: h2 takes 64 per block, then the
+    connection gets GOAWAY PROTOCOL_ERROR."""
+    raw = Raw(server.port)
+    raw.send(HeadersFrame(1, data=b""), *[ContinuationFrame(1, data=b"")] * 100)
+    answer = raw.frames()
+    raw.close()
+    assert goaway(answer) is not None and goaway(answer).error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    assert served(server.port)
 
 
 def test_legitimate_clients_are_not_cut_off(server: ServerProcess) -> None:
