@@ -18,9 +18,16 @@ run: $(STAMP)
 	$(BIN)/palfrey docs_src.getting_started.hello_world:app --host 127.0.0.1 --port 8000
 
 # Tools the end-to-end tests drive (nginx and HAProxy for the reverse-proxy and deployment-recipe tests,
+<<<<<<< HEAD
 # curl, systemd's socket-activation launcher and unit verifier), from Debian's packages
 # when missing: a test never skips because a tool is absent.
 TEST_TOOLS := nginx:nginx curl:curl h2load:nghttp2-client haproxy:haproxy systemd-socket-activate:systemd systemd-analyze:systemd
+=======
+# curl, systemd's socket-activation launcher and unit verifier, h2load for the HTTP/2 load tests),
+# from Debian's packages when missing: a test never skips because a tool is absent.
+TEST_TOOLS := nginx:nginx curl:curl haproxy:haproxy systemd-socket-activate:systemd systemd-analyze:systemd
+TEST_TOOLS += h2load:nghttp2-client
+>>>>>>> main
 test-tools:
 	@missing=; for pair in $(TEST_TOOLS); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
 		command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
@@ -68,10 +75,13 @@ $(PEERS_STAMP): benchmarks/requirements-peers.txt
 		$$($(PEERS)/bin/python -c 'import importlib.metadata as m; print(*(f"{n}=={m.version(n)}" for n in ("starlette", "django")))')
 	touch $(PEERS_STAMP)
 
+# Load clients from Debian's packages when missing: wrk (HTTP/1.1), h2load (nghttp2-client, HTTP/2).
+BENCH_TOOLS := wrk:wrk h2load:nghttp2-client
 bench: $(STAMP) $(PEERS_STAMP)
-	@command -v wrk >/dev/null 2>&1 || { \
+	@missing=; for pair in $(BENCH_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
 		sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
-		$$sudo apt-get install -y wrk || { $$sudo apt-get update && $$sudo apt-get install -y wrk; }; }
+		$$sudo apt-get install -y $$missing || { $$sudo apt-get update && $$sudo apt-get install -y $$missing; }; fi
 	$(foreach v,$(BENCH_VARS),$(v)="$($(v))") $(PEERS)/bin/python -m benchmarks.bench
 
 clean:

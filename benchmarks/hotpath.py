@@ -10,11 +10,14 @@ callgrind and divide the difference by the difference in N (fixed costs cancel o
 `PYTHONHASHSEED=0` makes the count reproducible to the instruction (dict layouts otherwise vary).
 Kinds: `get` (plaintext, 13 B) and `post` (a 4 KiB body echoed); parsers: httptools, h11; a 4th
 argument `http2` measures HTTP/1.1 on a server started with --http2 (the negotiating protocol).
+`HOTPATH_METRICS=1` in the environment turns the --metrics recorder on (the same recording a worker
+does under palfrey's master or under gunicorn with PALFREY_METRICS_BIND).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -75,7 +78,9 @@ async def echo(scope: Any, receive: Any, send: Any) -> None:
 
 async def run(count: int, kind: str, http: str, http2: bool = False) -> None:
     app = plaintext if kind == "get" else echo
-    state = ServerState(Config(app, http=http, lifespan="off"), app, asyncio.get_running_loop())
+    metrics = os.environ.get("HOTPATH_METRICS") == "1"
+    config = Config(app, http=http, lifespan="off", metrics=metrics)
+    state = ServerState(config, app, asyncio.get_running_loop())
     protocol = HttpProtocol(state)
     transport = _Transport()
     if http2:  # HTTP/1.1 requests on a server started with --http2: the negotiator goes first

@@ -114,3 +114,41 @@ def test_ws_client_reports_a_refused_upgrade() -> None:
     with run_server("asgi:app", "--app-dir", str(APPS), "--ws", "none") as server:
         outcome = asyncio.run(main(server.port))
     assert "handshake answered" in str(outcome["error"])
+
+
+def _run_h2idle(port: int, *args: str) -> dict[str, object]:
+    async def main() -> dict[str, object]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "benchmarks.bench.h2idle", *args, "--port", str(port), "--hold", "10",
+            cwd=str(ROOT), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stdout is not None and proc.stdin is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 20)
+        proc.stdin.close()
+        await asyncio.wait_for(proc.wait(), 20)
+        return json.loads(line)
+
+    return asyncio.run(main())
+
+
+def test_h2_endpoints_and_idle_client_against_palfrey_http2() -> None:
+    """The HTTP/2 rows' app over h2c, the bench's own h2c probe (curl) and the idle-connection
+    client's hand-written frames, against palfrey --http2."""
+    from benchmarks.bench.h2load import h2c_request
+
+    with run_server("asgi:app", "--app-dir", str(APPS), "--http2") as server:
+        with httpx.Client(http1=False, http2=True, base_url=server.url, timeout=10) as client:
+            assert client.get("/plaintext").http_version == "HTTP/2"
+            _check_plain_endpoints_h2(client)
+        assert h2c_request(server.port, "/plaintext", 10.0) == (200, b"Hello, world!")
+        for proto in ("h2", "http/1.1"):
+            outcome = _run_h2idle(server.port, "--connections", "30", "--proto", proto)
+            assert outcome == {"opened": 30, "failed": 0, "first_error": None}, proto
+
+
+def _check_plain_endpoints_h2(client: httpx.Client) -> None:
+    assert client.get("/json").json()["id"] == 12345
+    assert len(client.get("/64k").content) == 65536
+    body = bytes(range(256)) * 16
+    assert client.post("/echo", content=body).content == body
+    assert client.get("/stream").content == b"y" * 1024 * 16

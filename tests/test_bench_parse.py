@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from benchmarks.bench import report, rss, wrk, wsclient
+from benchmarks.bench import h2idle, h2load, report, rss, wrk, wsclient
 from benchmarks.bench.results import Run, ScenarioResult, ServerResult
 from benchmarks.bench.scenarios import all_scenarios, select
 
@@ -139,7 +139,7 @@ def test_select_scenarios() -> None:
         if scenario.target:
             assert set(scenario.target.servers) <= set(labels), scenario.name
     plain = {s.name for s in select(scenarios, only="plaintext")}
-    assert plain == {"asgi-plaintext", "h11-plaintext", "metrics-plaintext", "wsgi-plaintext"}
+    assert plain == {"asgi-plaintext", "h11-plaintext", "metrics-plaintext", "wsgi-plaintext", "h2-plaintext"}
     assert [s.name for s in select(scenarios, only="seed-*")] == [
         "seed-json",
         "seed-db",
@@ -223,3 +223,72 @@ def test_rss_of_a_process_tree() -> None:
         child.kill()
         child.wait(timeout=5)
     assert rss.rss_bytes(child.pid) == 0  # gone
+
+
+H2LOAD_FAILING = """\
+starting benchmark...
+spawning thread #0: 1 total client(s). 100000 total requests
+Application protocol: h2c
+progress: 10% done
+
+finished in 1.52s, 2685.53 req/s, 114.02KB/s
+requests: 100000 total, 4097 started, 4082 done, 4081 succeeded, 95919 failed, 95919 errored, 0 timeout
+status codes: 4080 2xx, 0 3xx, 0 4xx, 1 5xx
+traffic: 173.28KB (177435) total, 56.24KB (57592) headers (space savings 30.85%), 51.82KB (53066) data
+                     min         max         mean         sd        +/- sd
+time for request:      291us     10.36ms       747us       486us    95.29%
+"""
+
+
+def test_h2load_parse_keeps_failed_and_unfinished_streams() -> None:
+    log = "\n".join(f"1796307066125889\t200\t{us}" for us in range(1000, 101000, 1000))  # 1..100 ms
+    result = h2load.parse(H2LOAD_FAILING, log)
+    assert (result.total, result.done, result.succeeded) == (100000, 4082, 4081)
+    assert (result.failed, result.errored, result.timeouts, result.not_done) == (95919, 95919, 0, 95918)
+    assert result.status_errors == 1 and result.rps == pytest.approx(2685.53)
+    assert result.duration_s == pytest.approx(1.52)
+    assert result.latency_s[50.0] == pytest.approx(0.051) and result.latency_s[99.0] == pytest.approx(0.1)
+    with pytest.raises(h2load.H2loadError):
+        h2load.parse("h2load: connection refused\n")
+
+
+def test_h2load_targets_count_failed_streams_and_idle_memory_per_connection() -> None:
+    clean = Run(rate=9000.0, count=100000)
+    failing = Run(rate=13000.0, count=4082, failed=95919, errored=95919, not_done=95918)
+    long = _result("h2-100k-one-connection", {"palfrey": [clean], "uvicorn zttp": [failing]})
+    assert long.met(long.row("palfrey")) is True
+    plain = _result("h2-plaintext", {"palfrey": [Run(rate=30000.0, failed=1)], "uvicorn zttp": [clean]})
+    assert plain.met(plain.row("palfrey")) is False  # fast enough, but a failed stream misses the target
+    idle = _result(
+        "h2-idle1000",
+        {
+            "palfrey http/1.1": [
+                Run(rss_bytes=40 << 20, base_rss_bytes=35 << 20, per_connection_bytes=5120.0)
+            ],
+            "palfrey h2": [Run(rss_bytes=50 << 20, base_rss_bytes=35 << 20, per_connection_bytes=9216.0)],
+        },
+    )
+    assert idle.ratio(idle.row("palfrey h2")) == pytest.approx(1.8)  # per connection, not total RSS
+    assert idle.met(idle.row("palfrey h2")) is True
+    text = report.render([long, idle], {}, {}, {"server": "0", "client": "1", "timeout": 5})
+    assert "| uvicorn zttp | 13,000 |" in text and "| 4,082 | 95919/95919 | 95918/0 |" in text
+    assert "| palfrey h2 | 35.0 | 50.0 | 9.0 | 0/0 | 1.80x |" in text
+
+
+def test_h2idle_request_frames() -> None:
+    data = h2idle.h2_request(b"127.0.0.1:8000", b"/plaintext")
+    assert data.startswith(h2idle.PREFACE)
+    settings = data[len(h2idle.PREFACE) :][:9]
+    assert settings == b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # empty SETTINGS on stream 0
+    headers = data[len(h2idle.PREFACE) + 9 :]
+    length, kind, flags, stream = int.from_bytes(headers[:3], "big"), headers[3], headers[4], headers[5:9]
+    assert (kind, flags, stream) == (0x1, 0x5, b"\x00\x00\x00\x01") and length == len(headers) - 9
+
+
+def test_targets_table_shows_no_ratio_for_a_count_target() -> None:
+    long = _result(
+        "h2-100k-one-connection",
+        {"palfrey": [Run(rate=900.0, count=100000)], "uvicorn zttp": [Run(rate=3000.0)]},
+    )
+    text = report.render([long], {}, {}, {"server": "0", "client": "1", "timeout": 5})
+    assert "| `h2-100k-one-connection` | palfrey | 0 failed | - | yes |" in text

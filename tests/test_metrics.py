@@ -9,68 +9,21 @@ import re
 import signal
 import socket
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.master_support import alive, ready_pids, wait_exit, wait_for_count
+from tests.metrics_support import scrape, scrape_until
 from tests.support import ROOT, ServerProcess, raw_request, run_server, spawn, spawn_command, stop
 
 WORKERS_APP = "tests.apps.workers_app:app"
 HTTP_APP = "tests.apps.http_apps:app"
 METRICS = ("--metrics", "--metrics-bind", "127.0.0.1:0", "--no-access-log")
 _METRICS_URL = r"Metrics on (http://\S+/metrics)"
-
-
-class Scrape:
-    """One scrape, parsed by prometheus_client's own text parser."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.families = {family.name: family for family in text_string_to_metric_families(text)}
-
-    def samples(self, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
-        family = self.families.get(name)
-        for suffix in ("_total", "_count", "_sum", "_bucket"):
-            if family is None and name.endswith(suffix):
-                family = self.families.get(name.removesuffix(suffix))
-        if family is None:
-            return []
-        return [
-            (sample.labels, sample.value)
-            for sample in family.samples
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
-        ]
-
-    def total(self, name: str, **labels: str) -> float:
-        return sum(value for _, value in self.samples(name, **labels))
-
-    def by(self, name: str, label: str) -> dict[str, float]:
-        return {sample_labels[label]: value for sample_labels, value in self.samples(name)}
-
-
-def scrape(url: str) -> Scrape:
-    answer = httpx.get(url, timeout=5)
-    assert answer.status_code == 200, answer.text
-    assert answer.headers["content-type"].startswith("text/plain")
-    return Scrape(answer.text)
-
-
-def scrape_until(url: str, condition: Callable[[Scrape], bool], timeout: float = 15.0) -> Scrape:
-    """Scrape until `condition` holds; fail with the last scrape after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = scrape(url)
-        if condition(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last scrape:\n{result.text}")
-        time.sleep(0.05)
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks.bench import chart, machine, report
 from benchmarks.bench.results import ScenarioResult
 from benchmarks.bench.runner import Settings, run_scenario
-from benchmarks.bench.scenarios import IDLE_RSS, WS_IDLE, Scenario, all_scenarios, select
+from benchmarks.bench.scenarios import H2_IDLE, IDLE_RSS, WS_IDLE, Scenario, all_scenarios, select
 from benchmarks.bench.servers import BENCH, DJANGO_DIR, PALFREY, PEERS_BIN
 from benchmarks.bench.wrk import WrkCommand
 
@@ -70,8 +70,10 @@ def _seconds_per_round(scenario: Scenario, args: argparse.Namespace) -> float:
     if scenario.kind == IDLE_RSS:
         return 2.0
     restart = 3.0 if scenario.restart_each_round else 0.5
-    if scenario.kind == WS_IDLE:
+    if scenario.kind in (WS_IDLE, H2_IDLE):
         return restart + 3.0
+    if scenario.extra.get("requests"):  # a fixed request count (h2load -n): ~10k req/s as a guess
+        return restart + int(scenario.extra["requests"]) / 10_000  # type: ignore[call-overload]
     return restart + args.warmup * scenario.warmup + max(args.duration, scenario.min_duration)
 
 
@@ -91,6 +93,8 @@ def _problems() -> list[str]:
     problems = []
     if shutil.which("wrk") is None:
         problems.append("wrk is not on PATH (make bench installs it: apt-get install wrk)")
+    if shutil.which("h2load") is None:
+        problems.append("h2load is not on PATH: HTTP/2 rows will be n/a (make bench installs nghttp2-client)")
     if not PALFREY.exists():
         problems.append(f"{PALFREY} is missing (make install)")
     if not PEERS_BIN.exists():

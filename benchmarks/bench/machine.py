@@ -10,10 +10,10 @@ from pathlib import Path
 
 from benchmarks.bench.servers import APP_LIBS, PEERS_VENV, ROOT
 
-PROJECT_PACKAGES = ("palfrey", "httptools", "uvloop", "h11", "websockets")
+PROJECT_PACKAGES = ("palfrey", "httptools", "uvloop", "h11", "websockets", "h2")
 PEER_PACKAGES = (
     "uvicorn", "granian", "hypercorn", "gunicorn", "starlette", "django",
-    "httptools", "uvloop", "h11", "websockets", "wsproto",
+    "httptools", "uvloop", "h11", "websockets", "wsproto", "zttp", "h2",
 )  # fmt: skip
 APP_LIB_PACKAGES = ("starlette", "django")
 
@@ -69,6 +69,7 @@ def describe() -> dict[str, object]:
         "python (palfrey)": python_version(ROOT / ".venv"),
         "python (peers)": python_version(PEERS_VENV),
         "wrk": _command_line(["wrk", "-v"]),
+        "h2load": _command_line(["h2load", "--version"]),
         "palfrey revision": git_revision(),
         "project venv": versions(_site_packages(ROOT / ".venv"), PROJECT_PACKAGES),
         "peers venv": versions(_site_packages(PEERS_VENV), PEER_PACKAGES),

@@ -106,14 +106,21 @@ def http_get(port: int, path: str, timeout: float = 5.0, host: str = "127.0.0.1"
         conn.close()
 
 
-def wait_ready(server: Running, path: str, deadline_s: float = 30.0, host: str = "127.0.0.1") -> None:
-    """Poll-connect until the port accepts, then require `GET path` -> 200, all within `deadline_s`."""
+Getter = Callable[[int, str, float], tuple[int, bytes]]  # (port, path, timeout) -> (status, body)
+
+
+def wait_ready(
+    server: Running, path: str, deadline_s: float = 30.0, host: str = "127.0.0.1", get: Getter | None = None
+) -> None:
+    """Poll-connect until the port accepts, then require `GET path` -> 200, all within `deadline_s`.
+    `get` makes that request (default HTTP/1.1; HTTP/2-only servers need an h2c one)."""
+    get = get or (lambda port, p, timeout: http_get(port, p, timeout, host))
     deadline = time.monotonic() + deadline_s
     _wait(lambda: _connects(host, server.port), server, deadline, "port never accepted a connection")
     last_error = ""
     while True:
         try:
-            status, _ = http_get(server.port, path, timeout=max(0.5, deadline - time.monotonic()))
+            status, _ = get(server.port, path, max(0.5, deadline - time.monotonic()))
             if status == 200:
                 return
             last_error = f"GET {path} answered {status}"

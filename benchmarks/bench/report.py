@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from benchmarks.bench.results import ScenarioResult, ServerResult
-from benchmarks.bench.scenarios import HTTP, WS_IDLE
+from benchmarks.bench.scenarios import H2, H2_IDLE, HTTP, WS_IDLE
 
 MIB = 2**20
 
@@ -29,7 +29,16 @@ PLACEMENT = """\
   than that. "never answered" counts connections that got no response at all during a run longer
   than the timeout (at least connections - responses of them, when fewer responses than
   connections came back): each waited past the timeout too. A "no timeouts" target needs both 0.
-  "≥400" counts responses with status 400 or more (wrk's "Non-2xx or 3xx")."""
+  "≥400" counts responses with status 400 or more (wrk's "Non-2xx or 3xx").
+- **HTTP/2 rows** (`h2-*`) use h2load (nghttp2) over cleartext h2c with prior knowledge, one
+  thread pinned like wrk, `-c` connections x `-m` concurrent streams each, for the round's duration
+  (`-D`) or a fixed count (`-n`). "failed" counts streams h2load saw fail (reset, GOAWAY, connection
+  lost; "errored" is the part ended by a stream or connection error), "not done" requests of a fixed
+  count that never finished: a server that fails streams must not look fast, so a "0 failed" target
+  needs all of them 0. p50/p99 come from h2load's per-request log. Every server is first probed
+  with `curl --http2-prior-knowledge`: the response must be HTTP/2, 200, and the app's exact bytes.
+- **Idle-connection memory** (`h2-idle*`): a fresh server, its RSS, then N connections that each
+  made one request and stay open; KiB per connection = (RSS with them open - before) / N."""
 
 
 def fmt_rate(value: float | None) -> str:
@@ -97,6 +106,45 @@ def _rate_row(result: ScenarioResult, server: ServerResult) -> list[str]:
     ]
 
 
+def _h2_row(result: ScenarioResult, server: ServerResult) -> list[str]:
+    target = result.target_for(server)
+    if not server.ok:
+        return [server.label, "n/a", *[""] * 9, target.text if target else "", ""]
+    low, high = server.rate_range or (None, None)
+    return [
+        server.label,
+        fmt_rate(server.rate),
+        f"{fmt_rate(low)}-{fmt_rate(high)}",
+        fmt_seconds(server.p50_s),
+        fmt_seconds(server.p99_s),
+        f"{int(sum(server.values('count'))):,}",  # count is None in a run without it
+        f"{server.total('failed')}/{server.total('errored')}",
+        f"{server.total('not_done')}/{server.total('timeouts')}",
+        str(server.total("status_errors")),
+        fmt_mib(server.rss_bytes),
+        fmt_ratio(result.ratio(server)),
+        target.text if target else "",
+        fmt_met(result.met(server), target is not None),
+    ]
+
+
+def _h2_idle_row(result: ScenarioResult, server: ServerResult) -> list[str]:
+    target = result.target_for(server)
+    tail = [target.text if target else "", fmt_met(result.met(server), target is not None)]
+    if not server.ok:
+        return [server.label, "n/a", "", "", "", "", *tail]
+    per_conn = result.metric(server)
+    return [
+        server.label,
+        fmt_mib(server.base_rss_bytes),
+        fmt_mib(server.rss_bytes),
+        "n/a" if per_conn is None else f"{per_conn / 1024:.1f}",
+        f"{server.runs[-1].connections or 0}/{server.total('connect_errors')}",
+        fmt_ratio(result.ratio(server)),
+        *tail,
+    ]
+
+
 def _rss_row(result: ScenarioResult, server: ServerResult) -> list[str]:
     target = result.target_for(server)
     ratio_cells = [
@@ -127,11 +175,24 @@ def scenario_section(result: ScenarioResult, placement: str) -> list[str]:
     scenario = result.scenario
     lines = [f"### `{scenario.name}` — {scenario.title}", ""]
     facts = [f"reference: {scenario.reference}"]
-    if scenario.metric == "rate" or scenario.kind == WS_IDLE:
-        facts.insert(0, f"{scenario.connections:,} connections")
+    if scenario.metric == "rate" or scenario.kind in (WS_IDLE, H2_IDLE):
+        streams = scenario.extra.get("streams") if scenario.kind == H2 else None
+        facts.insert(
+            0, f"{scenario.connections:,} connections" + (f" x {streams} streams" if streams else "")
+        )
     facts.append(placement if scenario.pinned else "not pinned")
     lines += [" · ".join(facts) + (f". {scenario.notes}" if scenario.notes else ""), ""]
-    if scenario.metric == "rate":
+    if scenario.kind == H2:
+        header = ["server", "req/s (median)", "min-max", "p50", "p99", "requests done", "failed/errored"]
+        header += ["not done/timeout", "≥400", "RSS MiB (peak)", f"ratio to {scenario.reference}"]
+        rows = [_h2_row(result, s) for s in result.servers]
+        header += ["target", "met?"]
+    elif scenario.kind == H2_IDLE:
+        header = ["server", "RSS before MiB", f"RSS with {scenario.connections:,} open MiB"]
+        header += ["KiB per connection", "opened/failed", f"per-connection ratio to {scenario.reference}"]
+        header += ["target", "met?"]
+        rows = [_h2_idle_row(result, s) for s in result.servers]
+    elif scenario.metric == "rate":
         unit = scenario.unit
         header = ["server", f"{unit} (median)", "min-max", "p50", "p99", "≥400", "socket errors c/r/w/t"]
         header += ["never answered"]
@@ -173,6 +234,8 @@ def targets_table(results: list[ScenarioResult]) -> list[str]:
             if server is None:
                 continue
             ratio = fmt_ratio(result.ratio(server)) if server.ok else "n/a"
+            if target.min_ratio is None and target.max_ratio is None:
+                ratio = "-"  # a count target ("0 failed", "no timeouts"): a ratio would mislead
             reason = "" if server.ok else (server.error or "")
             rows.append(
                 [

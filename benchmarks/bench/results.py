@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass, field
 
-from benchmarks.bench.scenarios import Scenario, Target
+from benchmarks.bench.scenarios import H2_IDLE, Scenario, Target
 
 
 @dataclass
@@ -29,6 +29,13 @@ class Run:
     base_rss_bytes: int | None = None  # memory kinds: before the connections were opened
     connections: int | None = None  # memory/ws kinds: connections actually open
     deflate: int | None = None  # idle WebSocket rows: connections with permessage-deflate accepted
+    # h2load rows (benchmarks/bench/h2load.py has h2load's meanings): streams that did not complete
+    # successfully, the part of them ended by a stream or connection error, and (fixed-count runs)
+    # requests never finished. A server that fails streams must not look fast: the report shows all.
+    failed: int = 0
+    errored: int = 0
+    not_done: int = 0
+    per_connection_bytes: float | None = None  # idle-connection rows: (RSS with - before) / opened
 
     @property
     def socket_errors(self) -> int:
@@ -97,6 +104,8 @@ class ScenarioResult:
         return self.row(self.scenario.reference)
 
     def metric(self, server: ServerResult) -> float | None:
+        if self.scenario.kind == H2_IDLE:
+            return _median(server.values("per_connection_bytes"))
         return server.rss_bytes if self.scenario.metric == "rss" else server.rate
 
     def ratio(self, server: ServerResult) -> float | None:
@@ -129,6 +138,8 @@ class ScenarioResult:
             if ref is None or ref.p99_s is None or server.p99_s is None:
                 return None
             checks.append(server.p99_s <= ref.p99_s)
+        if target.no_failed:
+            checks.append(sum(server.total(n) for n in ("failed", "not_done", "timeouts")) == 0)
         if target.no_timeouts:
             checks.append(server.total("timeouts") + server.total("unanswered") == 0)
         return all(checks)

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.bench import wrk
+from benchmarks.bench import h2load, wrk
 from benchmarks.bench.process import Running, StartError, free_port, spawn, wait_ready
 from benchmarks.bench.results import Run, ScenarioResult, ServerResult
 from benchmarks.bench.rss import PeakSampler, tree_rss_bytes
-from benchmarks.bench.scenarios import HTTP, IDLE_RSS, WS_ECHO, WS_IDLE, Scenario
+from benchmarks.bench.scenarios import H2, H2_IDLE, HTTP, IDLE_RSS, WS_ECHO, WS_IDLE, Scenario
 from benchmarks.bench.servers import HOST, ROOT, ServerSpec, server_env
 
 WARMUP_CONNECTIONS = 64
@@ -60,10 +60,14 @@ def start_server(scenario: Scenario, spec: ServerSpec, settings: Settings, resul
     cpu = settings.server_cpu if scenario.pinned else None
     log = settings.run_dir / f"{scenario.name}--{_slug(spec.label)}.log"
     server = spawn(_pinned(cpu, argv), port, log, server_env(spec, settings.django_db), cwd=ROOT)
+    h2 = scenario.kind in (H2, H2_IDLE)  # granian --http 2 answers HTTP/2 only
     try:
-        wait_ready(server, scenario.ready_path, deadline_s=60.0 if spec.key == "palfrey" else 45.0)
+        deadline = 60.0 if spec.key == "palfrey" else 45.0
+        wait_ready(server, scenario.ready_path, deadline, get=h2load.h2c_request if h2 else None)
         if scenario.kind == HTTP:
             _probe(scenario, server)
+        elif scenario.kind == H2:
+            _probe_h2(scenario, server, settings)
     except BaseException:
         server.stop(STOP_TIMEOUT)
         raise
@@ -88,12 +92,47 @@ def _probe(scenario: Scenario, server: Running) -> None:
         raise StartError(f"probe {scenario.path} echoed {len(data)} bytes, sent {len(body)}")
 
 
-def measure(scenario: Scenario, server: Running, settings: Settings) -> Run:
+def _expected_body(path: str) -> bytes:
+    """What benchmarks/apps/asgi.py answers on `path` (GET), so every server is checked for the same
+    bytes over HTTP/2 too."""
+    sys.path.insert(0, str(ROOT / "benchmarks" / "apps"))
+    try:
+        import asgi  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    bodies = {
+        "/plaintext": asgi.PLAINTEXT,
+        "/json": json.dumps(asgi.JSON_PAYLOAD).encode(),
+        "/64k": asgi.BODY_64K,
+        "/stream": asgi.STREAM_CHUNK * asgi.STREAM_CHUNKS,
+    }
+    return bodies[path]
+
+
+def _probe_h2(scenario: Scenario, server: Running, settings: Settings) -> None:
+    """One h2c request as h2load will send it; the body must be the app's bytes (or the echo)."""
+    data = h2load.post_file(settings.run_dir, scenario.post_size) if scenario.post_size else None
+    try:
+        status, body = h2load.h2c_request(server.port, scenario.path, 10.0, data)
+    except OSError as exc:
+        raise StartError(f"h2c probe {scenario.path} failed: {exc}") from exc
+    expected = data.read_bytes() if data else _expected_body(scenario.path)
+    if status != 200:
+        raise StartError(f"h2c probe {scenario.path} answered {status or 'not over HTTP/2'}: {body[:120]!r}")
+    if body != expected:
+        raise StartError(f"h2c probe {scenario.path}: {len(body)} bytes, not the app's {len(expected)}")
+
+
+def measure(scenario: Scenario, server: Running, settings: Settings, label: str = "") -> Run:
+    if scenario.kind == H2_IDLE:  # the one kind whose client depends on the row
+        http1 = label in scenario.extra.get("http1_rows", ())  # type: ignore[operator]
+        return _measure_h2_idle(scenario, server, settings, http1)
     kinds: dict[str, Callable[[Scenario, Running, Settings], Run]] = {
         HTTP: _measure_http,
         WS_ECHO: _measure_ws_echo,
         IDLE_RSS: _measure_idle_rss,
         WS_IDLE: _measure_ws_idle,
+        H2: _measure_h2,
     }
     return kinds[scenario.kind](scenario, server, settings)
 
@@ -130,6 +169,52 @@ def _measure_http(scenario: Scenario, server: Running, settings: Settings) -> Ru
         rss_bytes=rss.peak,
         connections=scenario.connections,
     )
+
+
+def _measure_h2(scenario: Scenario, server: Running, settings: Settings) -> Run:
+    """h2load over h2c: `-D` seconds, or a fixed `requests` count (the one-connection row)."""
+    url = f"http://{HOST}:{server.port}{scenario.path}"
+    cpus = settings.client_cpu if scenario.pinned else None
+    data = h2load.post_file(settings.run_dir, scenario.post_size) if scenario.post_size else None
+    streams = int(scenario.extra.get("streams", 16))  # type: ignore[call-overload]
+    requests = int(scenario.extra.get("requests", 0))  # type: ignore[call-overload]
+    duration = None if requests else max(settings.duration, scenario.min_duration)
+    log = settings.run_dir / f"{scenario.name}--h2load.log"
+    base = {"url": url, "clients": scenario.connections, "streams": streams, "data": data, "cpus": cpus}
+    try:
+        if scenario.warmup and settings.warmup > 0:
+            h2load.run(h2load.H2loadCommand(**base, duration_s=settings.warmup))  # type: ignore[arg-type]
+        command = h2load.H2loadCommand(**base, duration_s=duration, requests=requests, log_file=log)  # type: ignore[arg-type]
+        with PeakSampler(server.pid) as rss:
+            result = h2load.run(command)
+    except h2load.H2loadError as exc:
+        raise MeasureError(str(exc)) from exc
+    finally:
+        log.unlink(missing_ok=True)  # a 100,000-line log per round is not worth keeping
+    return Run(
+        rate=result.rps,
+        p50_s=result.latency_s.get(50.0),
+        p99_s=result.latency_s.get(99.0),
+        count=result.done,
+        status_errors=result.status_errors,
+        timeouts=result.timeouts,
+        failed=result.failed,
+        errored=result.errored,
+        not_done=result.not_done if requests else 0,
+        rss_bytes=rss.peak,
+        connections=scenario.connections,
+    )
+
+
+def _measure_h2_idle(scenario: Scenario, server: Running, settings: Settings, h1: bool) -> Run:
+    """RSS before and while N connections that made one request each sit idle (h2 or HTTP/1.1)."""
+    argv = [sys.executable, "-m", "benchmarks.bench.h2idle", "--port", str(server.port)]
+    argv += ["--connections", str(scenario.connections), "--proto", "http/1.1" if h1 else "h2"]
+    argv = _pinned(settings.client_cpu if scenario.pinned else None, [*argv, "--hold", "120"])
+    run = _hold_idle(scenario, server, settings, argv, "h2idle")
+    if run.rss_bytes is not None and run.base_rss_bytes is not None and run.connections:
+        run.per_connection_bytes = (run.rss_bytes - run.base_rss_bytes) / run.connections
+    return run
 
 
 def _ws_client(mode: str, scenario: Scenario, server: Running, settings: Settings, *extra: str) -> list[str]:
@@ -196,11 +281,19 @@ def _measure_idle_rss(scenario: Scenario, server: Running, settings: Settings) -
 
 def _measure_ws_idle(scenario: Scenario, server: Running, settings: Settings) -> Run:
     """RSS before and while N WebSocket connections are open and silent."""
-    base = tree_rss_bytes(server.pid)
     extra = ["--hold", "120"] + (["--deflate"] if scenario.extra.get("deflate") else [])
-    errors = (settings.run_dir / f"{scenario.name}--wsclient.log").open("a")
+    return _hold_idle(scenario, server, settings, _ws_client("idle", scenario, server, settings, *extra))
+
+
+def _hold_idle(
+    scenario: Scenario, server: Running, settings: Settings, argv: list[str], client_name: str = "wsclient"
+) -> Run:
+    """Run an idle client (it prints one JSON line once its connections are open, then holds them
+    until its stdin closes) and sample the server's RSS while they are open."""
+    base = tree_rss_bytes(server.pid)
+    errors = (settings.run_dir / f"{scenario.name}--{client_name}.log").open("a")
     client = subprocess.Popen(
-        _ws_client("idle", scenario, server, settings, *extra),
+        argv,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=errors,  # a file, not a pipe nobody reads: a chatty client cannot block on it
@@ -212,9 +305,9 @@ def _measure_ws_idle(scenario: Scenario, server: Running, settings: Settings) ->
         line = _read_line(client, timeout=90)
         status = json.loads(line) if line else None
         if not status:
-            raise MeasureError("WebSocket client printed nothing")
+            raise MeasureError(f"{client_name} printed nothing")
         if status["opened"] == 0:
-            raise MeasureError(f"no WebSocket connection opened: {status['first_error']}")
+            raise MeasureError(f"no connection opened: {status['first_error']}")
         samples = []
         for _ in range(4):  # settle: buffers are allocated lazily
             time.sleep(0.25)
@@ -241,7 +334,7 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     with selectors.DefaultSelector() as selector:
         selector.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
         if not selector.select(timeout):
-            raise MeasureError(f"WebSocket client silent for {timeout:.0f} s")
+            raise MeasureError(f"load client silent for {timeout:.0f} s")
     return proc.stdout.readline()  # type: ignore[union-attr]
 
 
@@ -276,7 +369,7 @@ def run_scenario(scenario: Scenario, settings: Settings, say: Callable[[str], No
                 if server is None:
                     continue
                 try:
-                    run = measure(scenario, server, settings)
+                    run = measure(scenario, server, settings, spec.label)
                     result.runs.append(run)
                     say(f"  round {round_no}/{settings.rounds} {spec.label}: {describe(run, scenario)}")
                 except MeasureError as exc:
@@ -296,9 +389,15 @@ def run_scenario(scenario: Scenario, settings: Settings, say: Callable[[str], No
 def describe(run: Run, scenario: Scenario) -> str:
     if scenario.metric == "rss":
         base = f" (before: {run.base_rss_bytes / 2**20:.1f})" if run.base_rss_bytes else ""
-        return f"RSS {(run.rss_bytes or 0) / 2**20:.1f} MiB{base}"
+        per = run.per_connection_bytes
+        per_text = (
+            f", {per / 1024:.1f} KiB per connection ({run.connections} open)" if per is not None else ""
+        )
+        return f"RSS {(run.rss_bytes or 0) / 2**20:.1f} MiB{base}{per_text}"
     p99 = f"{run.p99_s * 1000:.2f} ms" if run.p99_s is not None else "n/a"
     errors = f", >=400: {run.status_errors}" if run.status_errors else ""
     errors += f", socket errors: {run.socket_errors}" if run.socket_errors else ""
     errors += f", never answered: {run.unanswered}" if run.unanswered else ""
+    if scenario.kind == H2:
+        errors += f", {run.count:,} done, failed {run.failed}, errored {run.errored}, not done {run.not_done}"
     return f"{run.rate:,.0f} {scenario.unit}, p99 {p99}{errors}"

@@ -9,9 +9,18 @@ import dataclasses
 import fnmatch
 from dataclasses import dataclass, field
 
-from benchmarks.bench.servers import ServerSpec, granian, gunicorn, hypercorn, palfrey, uvicorn
+from benchmarks.bench.servers import (
+    ServerSpec,
+    granian,
+    gunicorn,
+    gunicorn_palfrey,
+    hypercorn,
+    palfrey,
+    uvicorn,
+)
 
 HTTP, WS_ECHO, IDLE_RSS, WS_IDLE = "http", "ws-echo", "idle-rss", "ws-idle"
+H2, H2_IDLE = "h2load", "h2-idle"  # HTTP/2 rows: h2load throughput, idle-connection memory
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,7 @@ class Target:
     max_ratio: float | None = None
     p99_at_most_reference: bool = False
     no_timeouts: bool = False
+    no_failed: bool = False  # h2load rows: no failed, errored, timed-out or unfinished request
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ class Scenario:
     @property
     def metric(self) -> str:
         """What the ratio compares: throughput (higher is better) or memory (lower is better)."""
-        return "rss" if self.kind in (IDLE_RSS, WS_IDLE) else "rate"
+        return "rss" if self.kind in (IDLE_RSS, WS_IDLE, H2_IDLE) else "rate"
 
     @property
     def unit(self) -> str:
@@ -190,6 +200,14 @@ def all_scenarios() -> list[Scenario]:
             target=Target("within 5% of off", servers=("palfrey --metrics",), min_ratio=0.95),
         ),
         Scenario(
+            "gunicorn-metrics",
+            "ASGI plaintext under gunicorn + palfrey worker (1 worker), PALFREY_METRICS_BIND on vs off",
+            HTTP,
+            (gunicorn_palfrey(ASGI, metrics=False), gunicorn_palfrey(ASGI, metrics=True)),
+            "gunicorn+palfrey",
+            target=Target("within 3% of off", servers=("gunicorn+palfrey metrics",), min_ratio=0.97),
+        ),
+        Scenario(
             "ws-echo",
             "WebSocket echo (32 B text), 64 connections, websockets implementation",
             WS_ECHO,
@@ -277,6 +295,89 @@ def all_scenarios() -> list[Scenario]:
             "view waiting 1 s (slow upstream)",
             Target("no timeouts", servers=("palfrey wsgi w2", "palfrey asgi w2"), no_timeouts=True),
             slow=True,
+        ),
+        *http2_scenarios(),
+    ]
+
+
+# --- HTTP/2 (issue 15): h2load over cleartext h2c with prior knowledge -----------------------------
+H2_REF = "uvicorn zttp"
+H2_CLIENTS, H2_STREAMS = 8, 16  # h2load -c 8 -m 16
+H2_LONG_REQUESTS = 100_000
+
+
+def _h2_peers(*palfrey_extra: str, uvicorn_extra: tuple[str, ...] = ()) -> tuple[ServerSpec, ...]:
+    return (
+        palfrey(ASGI, "--http2", *palfrey_extra),
+        uvicorn(ASGI, "--http2", *uvicorn_extra, http="zttp", label=H2_REF),
+        granian(ASGI, http="2"),
+        hypercorn(ASGI),
+    )
+
+
+def _h2(name: str, title: str, path: str, target: Target | None = None, **kw: object) -> Scenario:
+    title = f"h2c {title}, 1 worker, h2load -c {H2_CLIENTS} -m {H2_STREAMS}"
+    extra = {"streams": H2_STREAMS}
+    return Scenario(
+        name,
+        title,
+        H2,
+        _h2_peers(),
+        H2_REF,
+        path=path,
+        connections=H2_CLIENTS,
+        target=target,
+        extra=extra,
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def http2_scenarios() -> list[Scenario]:
+    """h2load rows against every peer's HTTP/2 (granian --http 2, uvicorn --http zttp --http2,
+    hypercorn), the 100,000-requests-on-one-connection row and idle-connection memory."""
+    at_least = Target("≥ 1.5x uvicorn + zttp", min_ratio=1.5)
+    idle_keep = ("--timeout-keep-alive", "120")  # idle connections must outlive the measurement
+    return [
+        _h2(
+            "h2-plaintext",
+            "plaintext",
+            "/plaintext",
+            Target("≥ 1.5x uvicorn + zttp, 0 failed", min_ratio=1.5, no_failed=True),
+        ),
+        _h2("h2-json", "JSON (~200 B)", "/json"),
+        _h2("h2-post4k", "POST echo 4 KiB", "/echo", at_least, post_size=4096),
+        _h2("h2-stream16", "16-chunk stream", "/stream", at_least),
+        _h2("h2-64k", "64 KiB body", "/64k"),
+        Scenario(
+            "h2-100k-one-connection",
+            f"h2c {H2_LONG_REQUESTS:,} requests on one connection (h2load -n {H2_LONG_REQUESTS} -c 1 -m 16)",
+            H2,
+            _h2_peers(),
+            H2_REF,
+            connections=1,
+            warmup=False,
+            target=Target("0 failed", no_failed=True),
+            extra={"streams": H2_STREAMS, "requests": H2_LONG_REQUESTS},
+            notes="A legitimate client, not a flood: every request should succeed.",
+        ),
+        Scenario(
+            "h2-idle1000",
+            "RSS per idle connection: 1,000 idle HTTP/2 vs HTTP/1.1 connections (one request each)",
+            H2_IDLE,
+            (
+                palfrey(ASGI, "--http2", *idle_keep, label="palfrey http/1.1"),
+                palfrey(ASGI, "--http2", *idle_keep, label="palfrey h2"),
+                uvicorn(ASGI, "--http2", *idle_keep, http="zttp", label=H2_REF),
+                granian(ASGI, http="2"),
+                hypercorn(ASGI, "--keep-alive", "120"),
+            ),
+            "palfrey http/1.1",
+            connections=1000,
+            restart_each_round=True,
+            target=Target("≤ 2x an idle HTTP/1.1 connection", servers=("palfrey h2",), max_ratio=2.0),
+            extra={"http1_rows": ("palfrey http/1.1",)},
+            notes="Both palfrey rows run palfrey --http2; only the client's protocol differs. "
+            "The ratio compares KiB per connection (RSS with them open minus before, over the count).",
         ),
     ]
 

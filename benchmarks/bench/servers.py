@@ -79,11 +79,18 @@ def uvicorn(app: str, *extra: str, label: str = "uvicorn", http: str = "httptool
 
 
 def granian(
-    app: str, interface: str = "asgi", workers: int = 1, threads: int | None = None, label: str = "granian"
+    app: str,
+    interface: str = "asgi",
+    workers: int = 1,
+    threads: int | None = None,
+    label: str = "granian",
+    http: str | None = None,  # "2": HTTP/2 only (h2c prior knowledge on cleartext)
 ) -> ServerSpec:
     def command(port: int, aux: int) -> list[str]:
         argv = [str(PEERS_BIN / "granian"), "--interface", interface, "--host", HOST, "--port", str(port)]
         argv += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+        if http is not None:
+            argv += ["--http", http]
         if interface == "asgi":
             argv += ["--loop", "uvloop"]
         if threads is not None:
@@ -93,10 +100,12 @@ def granian(
     return ServerSpec(label, "granian", command, interface)
 
 
-def hypercorn(app: str, label: str = "hypercorn") -> ServerSpec:
+def hypercorn(app: str, *extra: str, label: str = "hypercorn") -> ServerSpec:
+    """hypercorn serves HTTP/1.1 and cleartext HTTP/2 (prior knowledge, h2c upgrade) by default."""
+
     def command(port: int, aux: int) -> list[str]:
         argv = [str(PEERS_BIN / "hypercorn"), "--worker-class", "uvloop", "--bind", f"{HOST}:{port}"]
-        return [*argv, "--workers", "1", "--log-level", "warning", app]
+        return [*argv, "--workers", "1", "--log-level", "warning", *extra, app]
 
     return ServerSpec(label, "hypercorn", command)
 
@@ -117,3 +126,17 @@ def gunicorn(
     default_label = f"gunicorn {worker_class}" + (f" w{workers}" if workers > 1 else "")
     default_label += f" t{threads}" if threads > 1 else ""
     return ServerSpec(label or default_label, "gunicorn", command, "wsgi")
+
+
+def gunicorn_palfrey(app: str, *, metrics: bool, workers: int = 1, label: str = "") -> ServerSpec:
+    """gunicorn (from the project's .venv, next to palfrey) with palfrey's worker class; `metrics`
+    sets PALFREY_METRICS_BIND through gunicorn's own `-e` (raw_env) on the auxiliary port."""
+
+    def command(port: int, aux: int) -> list[str]:
+        argv = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-k", "palfrey.workers.PalfreyWorker"]
+        argv += ["--workers", str(workers), "--bind", f"{HOST}:{port}", "--log-level", "warning"]
+        argv += ["-e", f"PALFREY_METRICS_BIND={HOST}:{aux}"] if metrics else []
+        return [*argv, app]
+
+    default_label = "gunicorn+palfrey" + (" metrics" if metrics else "")
+    return ServerSpec(label or default_label, "palfrey", command)

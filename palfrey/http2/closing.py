@@ -4,8 +4,9 @@ Functions of the connection (`H2Protocol`), kept apart so connection.py stays ab
 out. Floods are counted by floods.py (resets, ours for the client's fault included; useless
 frames); past a limit the connection gets GOAWAY ENHANCE_YOUR_CALM. An HPACK block that cannot be
 decoded is a COMPRESSION_ERROR (RFC 9113 §4.3, engine.py), one that decodes past our header-list
-limit ENHANCE_YOUR_CALM (h2 stops decoding there: the decoded size is never allocated). A graceful shutdown (TERM, HUP, recycling) sends GOAWAY
-with the last stream taken and finishes the streams in flight.
+limit ENHANCE_YOUR_CALM (h2 stops decoding there: the decoded size is never allocated). A graceful
+shutdown (TERM, HUP, recycling) sends GOAWAY with the last stream taken and finishes the streams
+in flight.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hyperframe.frame import GoAwayFrame
 
 if TYPE_CHECKING:
     from palfrey.http2.connection import H2Protocol
+    from palfrey.http2.stream import H2Stream
 
 logger = logging.getLogger("palfrey.error")
 
@@ -39,17 +41,7 @@ def remote_reset(conn: H2Protocol, stream_id: int) -> None:
     conn.blocked.pop(stream_id, None)
     if stream is not None:
         conn.forget(stream)
-        stream.reset = True
-        stream.out.clear()
-        stream.release()
-        cycle = stream.cycle
-        if cycle is not None:
-            if not cycle.started and cycle.task is not None:
-                # Reset before the app ran: the task never starts (rapid reset costs no app work).
-                cycle.task.cancel()
-                conn.state.task_done(cycle.task)
-            else:
-                cycle.disconnect()
+        _abandon(conn, stream)
     count_reset(conn)
 
 
@@ -57,6 +49,38 @@ def count_reset(conn: H2Protocol) -> None:
     """A stream was reset, by the client or by us for its fault (MadeYouReset): one budget."""
     if conn.floods.reset(conn.loop.time()) and not conn.discard_input:
         calm(conn, "rapid reset")
+
+
+def remote_goaway(conn: H2Protocol) -> None:
+    """The client sent GOAWAY: it opens no more streams and h2 sends nothing more on this connection.
+
+    h2 treats a received GOAWAY as the end of the connection (any later HEADERS or DATA raises), so
+    the streams in flight cannot be answered: they end as if reset (apps not yet started never run,
+    running ones see `http.disconnect` and their `send()` returns), then the connection closes. A
+    client sends GOAWAY once it wants nothing more (h2load at the end of a timed run, with its last
+    requests in the same read): nothing here is an app failure, so nothing is logged as one.
+    """
+    conn.goaway = True
+    conn.blocked.clear()
+    for stream in list(conn.streams.values()):
+        _abandon(conn, stream)
+    conn.flush()
+    conn.transport.close()
+
+
+def _abandon(conn: H2Protocol, stream: H2Stream) -> None:
+    """The client gave up on the stream: no more output for it, and its app stops (or never starts)."""
+    stream.reset = True
+    stream.out.clear()
+    stream.release()
+    cycle = stream.cycle
+    if cycle is not None:
+        if not cycle.started and cycle.task is not None:
+            # Reset before the app ran: the task never starts (rapid reset costs no app work).
+            cycle.task.cancel()
+            conn.state.task_done(cycle.task)
+        else:
+            cycle.disconnect()
 
 
 def control_frame(conn: H2Protocol, count: int = 1) -> None:

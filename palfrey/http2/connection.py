@@ -21,6 +21,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from palfrey.http.pathsend import EXTENSIONS
 from palfrey.http.response import service_unavailable
 from palfrey.http2 import closing, deadlines, refusals
 from palfrey.http2.deadlines import IDLE, INF
@@ -63,7 +64,9 @@ class H2Protocol(asyncio.Protocol):
         self.deadline = self.loop.time() + state.timeout_request_header
         self.deadline_kind = IDLE
         self.paused_at = INF  # when the transport's buffer filled (the client stopped reading)
-        self.tls: dict[str, Any] | None = None  # the ASGI `tls` extension, over TLS (h2c.switch_to_h2)
+        # scope["extensions"]: pathsend and zerocopysend, plus `tls` over TLS (h2c.switch_to_h2 sets it
+        # from the TLS protocol it takes over); one dict per connection, as on HTTP/1.1.
+        self.extensions: dict[str, Any] = EXTENSIONS
         self.body_limit = state.slow.body_limit  # --limit-request-body
         self.streams: dict[int, H2Stream] = {}
         self.blocked: dict[int, H2Stream] = {}  # streams with output waiting for window
@@ -181,9 +184,7 @@ class H2Protocol(asyncio.Protocol):
             elif kind in closing.USELESS_EVENTS:
                 closing.control_frame(self)
             elif kind is h2.events.ConnectionTerminated:
-                self.goaway = True
-                self.flush()
-                self.transport.close()
+                closing.remote_goaway(self)
                 return
             if self.discard_input or self.transport.is_closing():
                 return
@@ -261,8 +262,7 @@ class H2Protocol(asyncio.Protocol):
         if scope is None:  # not an origin-form path, or CONNECT (no RFC 8441 tunnels)
             refusals.malformed(self, stream_id, "Invalid request target")
             return None
-        if self.tls is not None:
-            scope["extensions"] = dict(self.tls)
+        scope["extensions"] = self.extensions
         stream = H2Stream(self, stream_id)
         self.floods.earned += EARN_PER_STREAM
         cycle = H2Cycle(

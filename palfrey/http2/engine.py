@@ -39,6 +39,8 @@ import h2.stream
 import hpack
 from hyperframe.frame import HeadersFrame, RstStreamFrame
 
+from palfrey.http2.compact import CompactSettings
+
 CLOSED_STREAMS_KEPT = 1024  # ten times the default --http2-max-concurrent-streams
 MAX_HEADER_LIST = 65536  # decoded header bytes per request at most (h2's default), whatever the head limits
 
@@ -63,8 +65,9 @@ class _LengthCheckedStream(h2.stream.H2Stream):
             self.length_errors.add(self.stream_id)
 
 
-class ServerConnection(h2.connection.H2Connection):
-    """h2's server connection with stream-level request errors (see the module docstring)."""
+class ServerConnection(CompactSettings, h2.connection.H2Connection):
+    """h2's server connection with stream-level request errors (see the module docstring), and
+    SETTINGS values and HPACK tables that take less memory per connection (compact.py)."""
 
     def __init__(self) -> None:
         # How many closed streams h2 remembers (to tell a late frame on a reset stream from a

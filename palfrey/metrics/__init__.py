@@ -10,6 +10,8 @@ Layout (the design is in docs/metrics.md):
 - `endpoint.py`: the scrape listener, served from the master's selectors loop or, single-process,
   from the server's event loop.
 - `exposition.py`: rendering with prometheus_client; the only module that imports it.
+- `gunicorn_master.py`, `gunicorn_worker.py`: the same metrics under gunicorn's arbiter
+  (`PALFREY_METRICS_BIND`): a collector thread in gunicorn's master, and the worker class's half.
 
 Nothing here is imported unless `--metrics` is on, and prometheus_client only where the endpoint is
 served (the master, or the single process), never in a forked worker.

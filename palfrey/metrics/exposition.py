@@ -227,6 +227,8 @@ def _master(master: MasterView) -> Iterator[Metric]:
     for name in (*SIGNALS, *sorted(set(master.signals) - set(SIGNALS))):
         signals.add_metric([name], master.signals.get(name, 0))
     yield signals
+    if not master.health_buckets:  # gunicorn's arbiter: no health checks, so no histogram at all
+        return
     yield _histogram(
         "palfrey_healthcheck_duration_seconds",
         "Round trip of the master's health-check pings (answered by each worker's event loop).",

@@ -1,0 +1,99 @@
+"""In-process checks of the gunicorn metrics collector: exit classification, slots, totals at exit.
+
+The collector's thread is not started: its selector callbacks are driven by hand on real
+socketpairs, one per fake worker, exactly as the thread would call them.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from palfrey.metrics.counters import DURATION_BOUNDS
+from palfrey.metrics.gunicorn_master import Collector, _Worker
+from palfrey.metrics.snapshot import encode
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    result = Collector("127.0.0.1:0", None, None, 3, logging.getLogger("test"))
+    yield result
+    result.selector.close()
+    result.wake_r.close()
+    result.wake_w.close()
+
+
+def fork(collector: Collector, pid: int) -> tuple[_Worker, socket.socket]:
+    master_end, worker_end = socket.socketpair()
+    collector.adopt(pid, master_end)
+    collector._drain_wakeups()
+    return collector.workers[pid], worker_end
+
+
+def say(collector: Collector, worker: _Worker, peer: socket.socket, *lines: str, close: bool = False) -> None:
+    peer.sendall("".join(f"{line}\n" for line in lines).encode())
+    if close:
+        peer.close()
+    collector._read(worker)
+
+
+def snapshot(requests: int) -> str:
+    buckets = [requests] + [0] * len(DURATION_BOUNDS)
+    return encode({"requests": {"GET": [0, 0, requests] + [0] * 7}, "duration": buckets, "served": requests})
+
+
+def test_exit_reasons(collector: Collector) -> None:
+    recycled, peer = fork(collector, 10)
+    say(
+        collector,
+        recycled,
+        peer,
+        "ready",
+        "draining",
+        f"stats 0 {snapshot(5)}",
+        "bye max-requests",
+        close=True,
+    )
+    crashed, peer = fork(collector, 11)
+    say(collector, crashed, peer, "ready", f"stats 0 {snapshot(2)}", close=True)
+    hung, peer = fork(collector, 12)
+    say(collector, hung, peer, "ready")
+    collector.abort(12)
+    say(collector, hung, peer, close=True)
+    collector.signal("HUP")
+    replaced, peer = fork(collector, 13)  # forked after the HUP: its TERM is not the HUP's
+    old, old_peer = fork(collector, 14)
+    old.hups = 0  # forked before the HUP
+    say(collector, old, old_peer, "ready", "bye term", close=True)
+    collector.signal("TTOU")
+    say(collector, replaced, peer, "ready", "bye term", close=True)
+    assert collector.restarts == {"max-requests": 1, "crash": 1, "timeout": 1, "hup": 1, "stopped": 0}
+    totals, _ = collector.aggregate.totals()
+    assert totals.request_count == 7  # finished workers' last snapshots stay in the totals
+    collector.signal("TERM")
+    stopping, peer = fork(collector, 15)
+    say(collector, stopping, peer, close=True)
+    assert sum(collector.restarts.values()) == 4  # a shutdown is not a restart
+    assert collector.signals == {"HUP": 1, "TTOU": 1, "TERM": 1}
+    assert collector.workers == {}
+
+
+def test_ready_workers_take_the_lowest_free_slot(collector: Collector) -> None:
+    pairs = [fork(collector, pid) for pid in (1, 2, 3)]
+    for worker, peer in pairs:
+        say(collector, worker, peer, "ready")
+    assert [w.slot for w, _ in pairs] == [0, 1, 2]
+    # A HUP: three new workers are forked while the old ones still serve; the old ones drain first.
+    new = [fork(collector, pid) for pid in (4, 5, 6)]
+    for worker, peer in pairs:
+        say(collector, worker, peer, "draining")
+    for worker, peer in reversed(new):
+        say(collector, worker, peer, "ready")
+    assert sorted(w.slot for w, _ in new) == [0, 1, 2]
+    views = collector._worker_views(list(collector.workers.values()))
+    assert [(v.slot, v.pid, v.state) for v in views] == [(0, 6, "ready"), (1, 5, "ready"), (2, 4, "ready")]
+    for _, peer in pairs + new:
+        peer.close()
