@@ -105,20 +105,19 @@ class ServerConnection(CompactSettings, h2.connection.H2Connection):
 
     def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Any], list[Any]]:
         try:
-            return self._headers_frame(frame)
-        except h2.exceptions.ProtocolError as exc:
-            if type(exc) is h2.exceptions.ProtocolError and isinstance(exc.__cause__, hpack.HPACKError):
-                exc.error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR  # RFC 9113 §4.3 (h2 says PROTOCOL)
-            raise
-
-    def _headers_frame(self, frame: HeadersFrame) -> tuple[list[Any], list[Any]]:
-        try:
             return super()._receive_headers_frame(frame)
         except h2.exceptions.TooManyStreamsError:
             stream_id = frame.stream_id
             if stream_id % 2 == 0 or stream_id <= self.highest_inbound_stream_id:
                 raise  # not a new client stream: a connection error as h2 says
-        h2.connection._decode_headers(self.decoder, frame.data)  # keep the shared HPACK state
+        except h2.exceptions.ProtocolError as exc:
+            _compression_error(exc)  # (here, not in a wrapper method: no extra call per request)
+            raise
+        try:
+            h2.connection._decode_headers(self.decoder, frame.data)  # keep the shared HPACK state
+        except h2.exceptions.ProtocolError as exc:
+            _compression_error(exc)
+            raise
         self.highest_inbound_stream_id = stream_id
         # Remembered as reset by us: its DATA frames are then answered (and their connection
         # credit given back) by h2 as on any reset stream, not taken for a protocol error.
@@ -134,3 +133,10 @@ class ServerConnection(CompactSettings, h2.connection.H2Connection):
         connection (RFC 9113 §6.10), so a client that stalls there holds the whole connection.
         """
         return bool(getattr(self.incoming_buffer, "_headers_buffer", None))
+
+
+def _compression_error(exc: h2.exceptions.ProtocolError) -> None:
+    """A header block HPACK cannot decode is a COMPRESSION_ERROR (RFC 9113 §4.3; h2 says PROTOCOL_ERROR).
+    Set before h2's `receive_data` answers the exception with its GOAWAY."""
+    if type(exc) is h2.exceptions.ProtocolError and isinstance(exc.__cause__, hpack.HPACKError):
+        exc.error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR
