@@ -18,16 +18,10 @@ run: $(STAMP)
 	$(BIN)/palfrey docs_src.getting_started.hello_world:app --host 127.0.0.1 --port 8000
 
 # Tools the end-to-end tests drive (nginx and HAProxy for the reverse-proxy and deployment-recipe tests,
-<<<<<<< HEAD
-# curl, systemd's socket-activation launcher and unit verifier), from Debian's packages
-# when missing: a test never skips because a tool is absent.
-TEST_TOOLS := nginx:nginx curl:curl h2load:nghttp2-client haproxy:haproxy systemd-socket-activate:systemd systemd-analyze:systemd
-=======
 # curl, systemd's socket-activation launcher and unit verifier, h2load for the HTTP/2 load tests),
 # from Debian's packages when missing: a test never skips because a tool is absent.
 TEST_TOOLS := nginx:nginx curl:curl haproxy:haproxy systemd-socket-activate:systemd systemd-analyze:systemd
 TEST_TOOLS += h2load:nghttp2-client
->>>>>>> main
 test-tools:
 	@missing=; for pair in $(TEST_TOOLS); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
 		command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
