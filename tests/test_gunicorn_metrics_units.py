@@ -97,3 +97,23 @@ def test_ready_workers_take_the_lowest_free_slot(collector: Collector) -> None:
     assert [(v.slot, v.pid, v.state) for v in views] == [(0, 6, "ready"), (1, 5, "ready"), (2, 4, "ready")]
     for _, peer in pairs + new:
         peer.close()
+
+
+def test_scrape_before_reading_an_exited_worker_keeps_its_last_words(collector: Collector) -> None:
+    """The race that made a recycled worker count as a crash (and lose its final counts) under load.
+
+    The worker sent its final snapshot and `bye max-requests`, then exited; a scrape was handled
+    before the collector read that channel, and its `stats` request hit the closed peer (EPIPE).
+    The failed send must not hide what is still waiting to be read on the same channel.
+    """
+    recycled, peer = fork(collector, 20)
+    say(collector, recycled, peer, "ready", f"stats 0 {snapshot(3)}", "draining")
+    peer.sendall(f"stats 0 {snapshot(21)}\nbye max-requests\n".encode())
+    peer.close()
+    collector._scrape(None)  # type: ignore[arg-type]  # only stored; no endpoint answers it here
+    assert collector.scrapes[0].waiting == set()  # the send failed: nothing to wait for
+    collector._read(recycled)
+    assert collector.restarts["max-requests"] == 1 and collector.restarts["crash"] == 0
+    totals, _ = collector.aggregate.totals()
+    assert totals.request_count == 21
+    assert collector.workers == {}
