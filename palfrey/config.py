@@ -121,6 +121,7 @@ class Config:
     access_log: bool
     access_log_format: str | None
     use_colors: bool | None
+    log_format: str
     proxy_headers: bool
     proxy_headers_family: str
     server_header: bool

@@ -34,6 +34,7 @@ def run_config(config: Config) -> int:
         log_level=config.log_level,
         access_log=config.access_log,
         use_colors=config.use_colors,
+        log_format=config.log_format,
     )
     if config.env_file is not None:
         logging.getLogger("palfrey.error").info("Loaded environment variables from %s", config.env_file)

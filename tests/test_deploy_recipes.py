@@ -312,7 +312,9 @@ def test_kubernetes_container_args_answer_the_probes() -> None:
         "--host": "127.0.0.1",
         "--port": "0",
         "--health-bind": f"127.0.0.1:{health}",
-        "--shutdown-delay": "2",
+        # Long enough that the probes below land inside the delay on a loaded machine too (each
+        # httpx request may take a few hundred ms there); the server exits once it has run out.
+        "--shutdown-delay": "5",
     }
     argv = [a.split("=")[0] + "=" + swaps[a.split("=")[0]] if a.split("=")[0] in swaps else a for a in argv]
     argv = [APP if a == "main:app" else a for a in argv]

@@ -84,11 +84,6 @@ def test_under_the_master_with_two_workers() -> None:
         assert_all_succeeded(result, report, 3000, server)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known issue (docs/http2.md): a client GOAWAY read together with new requests closes h2's "
-    "connection state; those streams' apps then fail with ProtocolError instead of a quiet disconnect",
-)
 def test_client_goaway_with_requests_in_the_same_read_is_quiet() -> None:
     """What h2load does when a timed run ends on a busy server: its last requests and its GOAWAY
     arrive in one read. The client has gone; nothing should be logged as an app failure."""

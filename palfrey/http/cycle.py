@@ -16,6 +16,7 @@ import logging
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from palfrey.http.pathsend import FILE_MESSAGES, send_file_message
 from palfrey.http.response import STATUS_LINES, error_response, status_line
 
 if TYPE_CHECKING:
@@ -226,6 +227,9 @@ class RequestCycle:
                 f"Unexpected ASGI message '{message_type}' sent, after response already completed."
             )
         if message_type != "http.response.body":
+            if message_type in FILE_MESSAGES:  # the extensions: never reached by an ordinary body
+                await send_file_message(self, message)
+                return
             raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message_type}'.")
         body = message.get("body", b"")
         more_body = message.get("more_body", False)

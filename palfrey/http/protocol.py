@@ -36,6 +36,7 @@ from palfrey.http.deadlines import (
 )
 from palfrey.http.flow import WriteFlow
 from palfrey.http.head import BODY_NONE, Framing, ParseError, split_target
+from palfrey.http.pathsend import EXTENSIONS
 from palfrey.http.response import error_response, service_unavailable
 
 if TYPE_CHECKING:
@@ -197,6 +198,7 @@ class HttpProtocol(DeadlineSweep, WriteFlow, asyncio.Protocol):
             "query_string": query_string,
             "headers": headers,
             "state": state.lifespan_state.copy(),
+            "extensions": EXTENSIONS,  # pathsend and zerocopysend: one shared dict, no cost per request
         }
         if framing.forwarded and state.proxy is not None:
             state.proxy.apply(scope)

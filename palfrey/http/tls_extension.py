@@ -1,7 +1,8 @@
 """The ASGI `tls` extension: what the TLS layer of a connection says, in `scope["extensions"]["tls"]`.
 
-Only connections over TLS use `TlsHttpProtocol`, a subclass chosen once by the server when it has
-an SSL context, so a plain-TCP request pays nothing for it. The values are read once per connection
+WebSocket scopes (wss) get the same values under the same key. Only connections over TLS use
+`TlsHttpProtocol`, a subclass chosen once by the server when it has an SSL context, so a plain-TCP
+request pays nothing for it. The values are read once per connection
 (at the handshake, which is over when `connection_made` runs) and shared by its requests:
 
 - `server_cert`: the server's certificate chain as PEM text, read once per process from
@@ -19,6 +20,7 @@ import ssl
 from typing import Any
 
 from palfrey.http.head import Framing
+from palfrey.http.pathsend import EXTENSIONS
 from palfrey.http.protocol import HttpProtocol
 
 _VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
@@ -79,12 +81,16 @@ def tls_protocol(
     class TlsHttpProtocol(base):  # type: ignore[valid-type,misc]
         """HttpProtocol that adds the `tls` extension to every request scope of its connection."""
 
+        # `{"tls": values}` of this connection (an HTTP/2 connection taking it over reads it too).
         tls: dict[str, Any] | None = None
+        extensions: dict[str, Any] = EXTENSIONS  # what its HTTP/1.1 scopes advertise, `tls` included
 
         def connection_made(self, transport: Any) -> None:
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is not None:
                 self.tls = {"tls": connection_tls(ssl_object, server_cert, ciphers)}
+                # One dict per connection, shared by its requests; never the process-wide one.
+                self.extensions = {**EXTENSIONS, **self.tls}
             super().connection_made(transport)
 
         def on_head(
@@ -97,9 +103,12 @@ def tls_protocol(
         ) -> None:
             super().on_head(method, target, version, headers, framing)
             # The app's task was only created: it reads the scope once it runs, after this.
+            if self.tls is None:
+                return
             cycle = self.parsing
-            if cycle is not None and self.tls is not None:
-                extensions = cycle.scope.setdefault("extensions", {})
-                extensions.update(self.tls)
+            if cycle is not None:
+                cycle.scope["extensions"] = self.extensions
+            elif self.upgrade is not None:  # a WebSocket handshake (wss): its scope gets `tls` too
+                self.upgrade.cycle.scope["extensions"].update(self.tls)
 
     return TlsHttpProtocol

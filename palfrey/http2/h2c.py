@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from palfrey.http.pathsend import EXTENSIONS
+
 if TYPE_CHECKING:
     from palfrey.http.cycle import RequestCycle
     from palfrey.http.protocol import HttpProtocol
@@ -133,7 +135,7 @@ def switch_to_h2(
         scheme=http1.scheme,
         max_streams=options.max_streams,
     )
-    h2_protocol.tls = getattr(http1, "tls", None)  # TlsHttpProtocol's, read at the handshake
+    h2_protocol.extensions = getattr(http1, "extensions", EXTENSIONS)  # TlsHttpProtocol's: `tls` too
     transport.set_protocol(h2_protocol)
     if upgrade is None:
         # The parser calls back into `http1`: a reference cycle that only the cyclic GC frees, ~0.7 KiB

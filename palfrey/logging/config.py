@@ -45,6 +45,22 @@ LOGGING_CONFIG: dict[str, Any] = {
 }
 
 
+#: `--log-format json`: the same loggers and streams, one JSON object per line; the root logger too
+#: (at WARNING, the level Python's last-resort handler shows), so an app's own records and asyncio's
+#: ("Task exception was never retrieved") do not put plain-text lines into a JSON stream.
+JSON_LOGGING_CONFIG: dict[str, Any] = {
+    **LOGGING_CONFIG,
+    "formatters": {
+        "default": {"()": "palfrey.logging.JsonFormatter"},
+        "access": {"()": "palfrey.logging.JsonFormatter"},
+    },
+    "root": {"handlers": ["default"], "level": "WARNING"},
+}
+
+#: The values `--log-format` accepts.
+LOG_FORMATS: tuple[str, ...] = ("text", "json")
+
+
 class LogConfigError(RuntimeError):
     """Logging could not be configured; the message is one line the CLI can print as-is."""
 
@@ -214,16 +230,24 @@ def configure_logging(
     log_level: str | int | None,
     access_log: bool,
     use_colors: bool | None,
+    log_format: str = "text",
 ) -> None:
     """Apply the logging options; raises :class:`LogConfigError` (one clear line) on any failure.
 
     Order mirrors uvicorn: the config first, then ``log_level`` overrides it, then ``access_log=False``
     silences ``palfrey.access`` so an :class:`AccessLog` built afterwards reports ``enabled=False``.
+    ``log_format`` picks the default config (text or JSON lines); a ``log_config`` replaces that
+    default, so it decides the format itself (it can name ``palfrey.logging.JsonFormatter``).
     """
+    if log_format not in LOG_FORMATS:
+        raise LogConfigError(f"Invalid log format {log_format!r}; choose from {', '.join(LOG_FORMATS)}.")
     level = None if log_level is None else _resolve_level(log_level)
     for name in PALFREY_LOGGERS:  # Undo an earlier access_log=False (reloads, tests).
         logging.getLogger(name).disabled = False
-    if log_config is None:
+    if log_config is None and log_format == "json":
+        _dict_config(JSON_LOGGING_CONFIG, "the JSON config", None)
+        logging.captureWarnings(True)  # a Python warning is a record too, not a plain stderr line
+    elif log_config is None:
         _dict_config(LOGGING_CONFIG, "the default config", use_colors)
     elif isinstance(log_config, dict):
         _dict_config(log_config, "the log_config dict", use_colors)
@@ -238,3 +262,8 @@ def configure_logging(
         access.propagate = False
         access.disabled = True
     _report_aliases()
+    if log_config is not None and log_format == "json":
+        logging.getLogger("palfrey.error").warning(
+            "--log-format json has no effect with --log-config: the config decides the format "
+            "(name palfrey.logging.JsonFormatter in it for JSON lines)."
+        )

@@ -230,6 +230,14 @@ SERVING: tuple[Option, ...] = (
         check=access_log_format,
     ),
     Option("use_colors", BOOL, None, "Enable/Disable colorized logging.", nullable=True),
+    Option(
+        "log_format",
+        CHOICE,
+        "text",
+        "Log output: 'text' (uvicorn's lines) or 'json' (one JSON object per line, for log "
+        "pipelines; tracebacks in the 'exc_info' field). A --log-config decides the format itself.",
+        choices=("text", "json"),
+    ),
     # Proxies and paths.
     Option(
         "proxy_headers",
