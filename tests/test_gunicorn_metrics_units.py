@@ -97,3 +97,46 @@ def test_ready_workers_take_the_lowest_free_slot(collector: Collector) -> None:
     assert [(v.slot, v.pid, v.state) for v in views] == [(0, 6, "ready"), (1, 5, "ready"), (2, 4, "ready")]
     for _, peer in pairs + new:
         peer.close()
+
+
+def test_scrape_before_reading_an_exited_worker_keeps_its_last_words(collector: Collector) -> None:
+    """The race that made a recycled worker count as a crash (and lose its final counts) under load.
+
+    The worker sent its final snapshot and `bye max-requests`, then exited; a scrape was handled
+    before the collector read that channel, and its `stats` request hit the closed peer (EPIPE).
+    The failed send must not hide what is still waiting to be read on the same channel.
+    """
+    recycled, peer = fork(collector, 20)
+    say(collector, recycled, peer, "ready", f"stats 0 {snapshot(3)}", "draining")
+    peer.sendall(f"stats 0 {snapshot(21)}\nbye max-requests\n".encode())
+    peer.close()
+    collector._scrape(None)  # type: ignore[arg-type]  # only stored; no endpoint answers it here
+    assert collector.scrapes[0].waiting == set()  # the send failed: nothing to wait for
+    collector._read(recycled)
+    assert collector.restarts["max-requests"] == 1 and collector.restarts["crash"] == 0
+    totals, _ = collector.aggregate.totals()
+    assert totals.request_count == 21
+    assert collector.workers == {}
+
+
+def test_a_hup_right_after_a_fork_explains_that_workers_exit(collector: Collector) -> None:
+    """The HUP count is the one at the fork (main thread), not when the thread got round to the worker."""
+    master_end, peer = socket.socketpair()
+    collector.adopt(30, master_end)  # forked before the HUP...
+    collector.signal("HUP")
+    collector._drain_wakeups()  # ...registered by the thread only after it
+    worker = collector.workers[30]
+    say(collector, worker, peer, "ready", "bye term", close=True)
+    assert collector.restarts["hup"] == 1 and collector.restarts["stopped"] == 0
+
+
+def test_a_child_closes_a_master_end_the_thread_is_still_handing_over(collector: Collector) -> None:
+    """Forked while the thread held a channel between the inbox and `workers`: the child closes it too
+    (else that worker's EOF, and its restart count, would wait for the child's exit)."""
+    master_end, peer = socket.socketpair()
+    collector.adopt(40, master_end)
+    collector.inbox.get_nowait()  # the thread took it; the fork happens before it is in `workers`
+    assert 40 not in collector.workers
+    collector.close_in_child()
+    assert master_end.fileno() == -1
+    peer.close()

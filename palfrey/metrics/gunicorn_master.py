@@ -149,7 +149,11 @@ class Collector:
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
         self.selector.register(self.wake_r, selectors.EVENT_READ, self._drain_wakeups)
-        self.inbox: queue.SimpleQueue[tuple[int, socket.socket]] = queue.SimpleQueue()
+        # (pid, master end, HUP count, TTOU count), all taken on the main thread at the fork.
+        self.inbox: queue.SimpleQueue[tuple[int, socket.socket, int, int]] = queue.SimpleQueue()
+        # Every master end not yet closed, added on the main thread before the next fork can happen:
+        # a child closes these, even one the thread is handing from the inbox to `workers`.
+        self.master_ends: set[socket.socket] = set()
         self.endpoint: SelectorEndpoint | None = None
         self.next_bind = 0.0
         if sock is not None:
@@ -186,7 +190,8 @@ class Collector:
 
     def adopt(self, pid: int, sock: socket.socket) -> None:
         """A worker was just forked: its channel's master end, for the thread to register."""
-        self.inbox.put((pid, sock))
+        self.master_ends.add(sock)
+        self.inbox.put((pid, sock, self.hups, self.ttous))
         self._wake()
 
     def abort(self, pid: int) -> None:
@@ -231,10 +236,10 @@ class Collector:
             self.wake_r.recv(4096)
         while True:
             try:
-                pid, sock = self.inbox.get_nowait()
+                pid, sock, hups, ttous = self.inbox.get_nowait()
             except queue.Empty:
                 return
-            worker = _Worker(pid, Channel(sock), self.hups, self.ttous)
+            worker = _Worker(pid, Channel(sock), hups, ttous)
             self.workers[pid] = worker
             self.selector.register(sock, selectors.EVENT_READ, functools.partial(self._read, worker))
 
@@ -269,6 +274,7 @@ class Collector:
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(worker.channel.sock)
         worker.channel.close()
+        self.master_ends.discard(worker.channel.sock)
         self.workers.pop(worker.pid, None)
         self.aggregate.finish(worker.pid)
         for scrape in self.scrapes:
@@ -370,10 +376,7 @@ class Collector:
         if self.endpoint is not None:
             socks.extend(client.sock for client in self.endpoint.clients)
             socks.append(self.endpoint.sock)
-        socks.extend(worker.channel.sock for worker in self.workers.values())
-        with contextlib.suppress(Exception):
-            while True:
-                socks.append(self.inbox.get_nowait()[1])
+        socks.extend(self.master_ends)
         for sock in socks:
             with contextlib.suppress(OSError):
                 sock.close()

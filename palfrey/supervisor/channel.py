@@ -31,9 +31,14 @@ DUMP_SIGNAL = signal.SIGUSR2
 
 
 class Channel:
-    """One end of the pair; `feed()` returns whole lines, `closed` turns True at EOF."""
+    """One end of the pair; `receive()` returns whole lines, `closed` turns True at EOF.
 
-    __slots__ = ("_buffer", "_tail", "closed", "sock")
+    A failed write (the peer has exited: EPIPE) only stops further writes (`broken`); it does not
+    set `closed`, because what the peer sent before it exited (a final snapshot, its last words)
+    may still be waiting to be read, and `receive()` reads until EOF.
+    """
+
+    __slots__ = ("_buffer", "_tail", "broken", "closed", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -41,6 +46,7 @@ class Channel:
         self._buffer = b""
         self._tail = b""  # the unsent end of a message written in part
         self.closed = False
+        self.broken = False  # a write failed: the peer is gone; reading goes on until EOF
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
@@ -52,7 +58,7 @@ class Channel:
         return self.sock.fileno()
 
     def send(self, message: str) -> bool:
-        if self.closed or (self._tail and not self._write_tail()):
+        if self.closed or self.broken or (self._tail and not self._write_tail()):
             return False
         data = message.encode("utf-8", "replace") + b"\n"
         try:
@@ -60,7 +66,7 @@ class Channel:
         except (BlockingIOError, InterruptedError):
             return False
         except OSError:
-            self.closed = True
+            self.broken = True
             return False
         self._tail = data[sent:]  # a long line (a metrics snapshot) may go out in part
         return True
@@ -71,14 +77,14 @@ class Channel:
         except (BlockingIOError, InterruptedError):
             return False
         except OSError:
-            self.closed = True
+            self.broken = True
             return False
         self._tail = self._tail[sent:]
         return not self._tail
 
     def flush(self, timeout: float) -> None:
         """Finish a message written in part, waiting up to `timeout` (a worker's last words before exit)."""
-        if not self._tail or self.closed:
+        if not self._tail or self.closed or self.broken:
             return
         try:
             self.sock.settimeout(timeout)
