@@ -28,6 +28,7 @@ from palfrey.http2.wire.tables import CODE_LENGTHS, CODES, EOS
 _BITS: tuple[str, ...] = tuple(format(CODES[s], f"0{CODE_LENGTHS[s]}b") for s in range(256))
 _LENGTHS = CODE_LENGTHS[:256]
 
+
 def encoded_length(data: bytes) -> int:
     """The Huffman-coded length of `data` in bytes (to choose between Huffman and raw)."""
     return (sum(map(_LENGTHS.__getitem__, data)) + 7) >> 3

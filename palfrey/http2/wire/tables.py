@@ -74,7 +74,9 @@ STATIC_TABLE: tuple[tuple[bytes, bytes], ...] = (
 STATIC_LEN = len(STATIC_TABLE)  # 61: dynamic entries are numbered from 62
 
 # (name, value) -> static index, for entries with a value; name -> its first static index.
-STATIC_PAIRS: dict[tuple[bytes, bytes], int] = {pair: i for i, pair in reversed(list(enumerate(STATIC_TABLE, 1)))}
+STATIC_PAIRS: dict[tuple[bytes, bytes], int] = {
+    pair: i for i, pair in reversed(list(enumerate(STATIC_TABLE, 1)))
+}
 STATIC_NAMES: dict[bytes, int] = {name: i for i, (name, _) in reversed(list(enumerate(STATIC_TABLE, 1)))}
 
 # Appendix B's code length of each symbol 0..255 and EOS (256), two hex digits each.
