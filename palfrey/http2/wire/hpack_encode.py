@@ -47,9 +47,9 @@ def integer(value: int, prefix_bits: int, first: int) -> bytes:
 
 
 def string(data: bytes) -> bytes:
-    """A string literal (§5.2): Huffman-coded when that is shorter."""
+    """A string literal (§5.2): Huffman-coded unless that is longer (ties as in RFC 7541 Appendix C.6)."""
     coded_length = huffman.encoded_length(data)
-    if coded_length < len(data):
+    if coded_length <= len(data):
         return integer(coded_length, 7, 0x80) + huffman.encode(data)
     return integer(len(data), 7, 0) + data
 
@@ -57,9 +57,20 @@ def string(data: bytes) -> bytes:
 class Encoder:
     """One connection's outbound HPACK state and its caches."""
 
-    __slots__ = ("entries", "heads", "inserted", "max_size", "max_table_size", "pending", "positions", "size")
+    __slots__ = (
+        "entries",
+        "heads",
+        "inserted",
+        "max_size",
+        "max_table_size",
+        "never_indexed",
+        "pending",
+        "positions",
+        "size",
+    )
 
-    def __init__(self, max_table_size: int = 4096) -> None:
+    def __init__(self, max_table_size: int = 4096, never_indexed: frozenset[bytes] = NEVER_INDEXED) -> None:
+        self.never_indexed = never_indexed  # names whose values are sent as never-indexed literals
         self.max_table_size = max_table_size  # our own cap on the table's memory
         self.max_size = min(4096, max_table_size)  # the table size in use; 4096 until the client's SETTINGS
         self.entries: list[tuple[Field, int]] = []  # (pair, its size), oldest first
@@ -127,7 +138,7 @@ class Encoder:
             name, value = pair
             name_index = STATIC_NAMES.get(name, 0)
             entry_size = len(name) + len(value) + 32
-            if name in NEVER_INDEXED:
+            if name in self.never_indexed:
                 out += integer(name_index, 4, 0x10)
             elif entry_size > self.max_size:
                 out += integer(name_index, 4, 0x00)

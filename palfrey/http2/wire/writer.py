@@ -57,7 +57,9 @@ class FrameWriter:
         size = self.max_frame_size
         flags = END_STREAM if end_stream else 0
         if len(block) <= size:
-            parts.append(_pack(0, len(block), HEADERS, flags | END_HEADERS, stream_id))
+            parts.append(
+                _pack(len(block) >> 16, len(block) & 0xFFFF, HEADERS, flags | END_HEADERS, stream_id)
+            )
             parts.append(block)
             return
         view = memoryview(block)
