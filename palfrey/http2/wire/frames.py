@@ -121,7 +121,7 @@ class FrameReader:
         self.max_frame_size = max_frame_size  # our SETTINGS_MAX_FRAME_SIZE
         self.max_header_block = max_header_block
         self.want_preface = preface  # the 24-byte client preface is still to come
-        self.want_settings = True  # the first frame must be SETTINGS (§3.4)
+        self.want_settings = True  # the first frame must be SETTINGS (§3.4): checked by `_start`
         self.block_stream = 0  # the stream of an open header block, 0 when none is open
         self.block_parts: list[bytes] = []
         self.block_size = 0
@@ -136,43 +136,52 @@ class FrameReader:
             self.buffer = data
         self.position = 0
 
+    def _start(self) -> bool:
+        """Check the client preface (§3.4) and that the first frame is SETTINGS without ACK; False
+        until enough bytes are there to tell."""
+        buffer, position = self.buffer, self.position
+        if self.want_preface:
+            if len(buffer) - position < len(PREFACE):
+                if not PREFACE.startswith(buffer[position:]):
+                    raise H2ConnectionError(PROTOCOL_ERROR, "invalid connection preface")
+                return False
+            if buffer[position : position + len(PREFACE)] != PREFACE:
+                raise H2ConnectionError(PROTOCOL_ERROR, "invalid connection preface")
+            self.want_preface = False
+            position = self.position = position + len(PREFACE)
+        if len(buffer) - position < 9:
+            return False
+        if buffer[position + 3] != SETTINGS or buffer[position + 4] & ACK:
+            raise H2ConnectionError(PROTOCOL_ERROR, "the first frame is not SETTINGS")
+        self.want_settings = False
+        return True
+
     def next(self) -> Frame | None:
         """The next complete frame, or None until more bytes are fed."""
+        if self.want_settings and not self._start():
+            return None
         while True:
             buffer, position = self.buffer, self.position
-            if self.want_preface:
-                if len(buffer) - position < len(PREFACE):
-                    if not PREFACE.startswith(buffer[position:]):
-                        raise H2ConnectionError(PROTOCOL_ERROR, "invalid connection preface")
-                    return None
-                if buffer[position : position + len(PREFACE)] != PREFACE:
-                    raise H2ConnectionError(PROTOCOL_ERROR, "invalid connection preface")
-                self.want_preface = False
-                position = self.position = position + len(PREFACE)
             if len(buffer) - position < 9:
                 return None
             high, low, kind, flags, stream_id = HEAD.unpack_from(buffer, position)
             length = high << 16 | low
             if length > self.max_frame_size:
-                raise H2ConnectionError(
-                    FRAME_SIZE_ERROR, f"frame of {length} bytes over SETTINGS_MAX_FRAME_SIZE"
-                )
+                raise H2ConnectionError(FRAME_SIZE_ERROR, f"frame of {length} bytes over SETTINGS_MAX_FRAME_SIZE")
             end = position + 9 + length
             if end > len(buffer):
                 return None
             payload = buffer[position + 9 : end]
             self.position = end
             stream_id &= STREAM_MASK
-            if self.want_settings:
-                if kind != SETTINGS or flags & ACK:
-                    raise H2ConnectionError(PROTOCOL_ERROR, "the first frame is not SETTINGS")
-                self.want_settings = False
             if self.block_stream:
                 frame = self._continuation(kind, flags, stream_id, payload)
             elif kind == DATA:
                 if not stream_id:
                     raise H2ConnectionError(PROTOCOL_ERROR, "DATA on stream 0")
-                return (DATA, flags & END_STREAM, stream_id, _strip_padding(payload, flags), length)
+                if flags & PADDED:
+                    payload = _strip_padding(payload, flags)
+                return (DATA, flags & END_STREAM, stream_id, payload, length)
             elif kind == HEADERS:
                 frame = self._headers(flags, stream_id, payload)
             else:

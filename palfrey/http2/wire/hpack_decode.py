@@ -11,6 +11,11 @@ Limits, both from what the server advertises:
 
 Every string is sliced from the block or Huffman-decoded from a slice of it, so the memory a
 block can cost is bounded by the block, which the frame reader bounds (`max_header_block`).
+
+A client repeating a request sends the same few bytes of indexes each time (h2load: `8486bf82be`),
+and they decode to the same fields as long as the dynamic table has not changed. So a short block
+that changed nothing in the table is remembered with the table's `generation` (bumped by every
+insertion, eviction or resize), and decoding it again is one dict lookup and a list copy.
 """
 
 from __future__ import annotations
@@ -21,12 +26,23 @@ from palfrey.http2.wire.tables import STATIC_LEN, STATIC_TABLE
 
 Field = tuple[bytes, bytes]
 MAX_INTEGER_BYTES = 4  # continuation bytes after the prefix: values up to ~2**28, plenty for any limit
+CACHED_BLOCK_SIZE = 128  # longer blocks carry literals: not worth hashing and keeping
+BLOCKS_CACHED = 256  # distinct blocks remembered (the cache is emptied when it fills)
 
 
 class Decoder:
     """One connection's inbound HPACK state: the dynamic table and the limits above."""
 
-    __slots__ = ("entries", "max_list_size", "max_size", "max_table_size", "must_update", "size")
+    __slots__ = (
+        "blocks",
+        "entries",
+        "generation",
+        "max_list_size",
+        "max_size",
+        "max_table_size",
+        "must_update",
+        "size",
+    )
 
     def __init__(self, max_table_size: int = 4096, max_list_size: int = 65536) -> None:
         self.entries: list[Field] = []  # oldest first: dynamic index 62 is entries[-1]
@@ -35,6 +51,8 @@ class Decoder:
         self.max_table_size = max_table_size  # what SETTINGS_HEADER_TABLE_SIZE allows
         self.max_list_size = max_list_size
         self.must_update = False  # our setting shrank: the next block must start with an update
+        self.generation = 0  # bumped by every change to the dynamic table
+        self.blocks: dict[bytes, tuple[int, list[Field]]] = {}  # block -> (generation, fields)
 
     def set_max_table_size(self, size: int) -> None:
         """Our SETTINGS_HEADER_TABLE_SIZE changed (and the client acknowledged it). Shrinking it
@@ -88,6 +106,7 @@ class Decoder:
 
     def _add(self, field: Field) -> None:
         """Insert into the dynamic table, evicting the oldest entries to make room (§4.4)."""
+        self.generation += 1
         entry_size = len(field[0]) + len(field[1]) + 32
         entries = self.entries
         if entry_size > self.max_size:
@@ -108,6 +127,7 @@ class Decoder:
     def _resize(self, size: int) -> None:
         if size > self.max_table_size:
             raise HpackError(f"table size update to {size} above the advertised {self.max_table_size}")
+        self.generation += 1
         self.max_size = size
         entries = self.entries
         while self.size > size:
@@ -119,24 +139,42 @@ class Decoder:
 
         HpackError (a connection error) for a malformed block; HeaderListTooLarge (after the
         whole block was processed) for a list over `max_list_size`."""
+        if self.must_update:
+            if not block or block[0] & 0xE0 != 0x20:
+                raise HpackError("expected a dynamic table size update")
+            self.must_update = False
+        cached = self.blocks.get(block)
+        if cached is not None and cached[0] == self.generation:
+            return cached[1].copy()
+        generation = self.generation
+        fields = self._decode(block)
+        if generation == self.generation and len(block) <= CACHED_BLOCK_SIZE:
+            if len(self.blocks) >= BLOCKS_CACHED:
+                self.blocks.clear()
+            self.blocks[block] = (generation, fields.copy())
+        return fields
+
+    def _decode(self, block: bytes) -> list[Field]:
         fields: list[Field] = []
         total = 0
         limit = self.max_list_size
         pos = 0
         end = len(block)
         started = False  # a field was decoded: size updates are no longer allowed
-        if self.must_update and (not block or block[0] & 0xE0 != 0x20):
-            raise HpackError("expected a dynamic table size update")
-        self.must_update = False
+        entries = self.entries
         while pos < end:
             byte = block[pos]
             if byte & 0x80:  # §6.1 indexed field
-                if byte != 0xFF and byte != 0x80:
-                    index = byte & 0x7F
+                index = byte & 0x7F
+                if 0 < index <= STATIC_LEN:
+                    field = STATIC_TABLE[index - 1]
+                    pos += 1
+                elif STATIC_LEN < index < 0x7F and index - STATIC_LEN <= len(entries):
+                    field = entries[STATIC_LEN - index]
                     pos += 1
                 else:
                     index, pos = self._integer(block, pos, 0x7F)
-                field = self._indexed(index)
+                    field = self._indexed(index)
             elif byte & 0x40:  # §6.2.1 literal with incremental indexing
                 index, pos = self._integer(block, pos, 0x3F)
                 if index:
