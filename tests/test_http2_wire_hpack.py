@@ -257,3 +257,22 @@ def test_encoder_never_indexes_cookies_and_announces_table_changes() -> None:
     assert block[:2] == b"\x20\x3f"  # the smallest size, then the final one (§4.2)
     reference.header_table_size = 100
     assert reference.decode(block, raw=True) == [(b"x-a", b"b")]
+
+
+def test_decoder_cache_follows_the_dynamic_table() -> None:
+    """A repeated index-only block is served from the cache until the table changes under it."""
+    encoder, decoder = hpack.Encoder(), Decoder()
+    first = [(b":method", b"GET"), (b"x-a", b"1")]
+    decoder.decode(encoder.encode(first))
+    again = encoder.encode(first)
+    assert again == b"\x82\xbe"
+    assert decoder.decode(again) == first
+    cached = decoder.decode(again)
+    assert cached == first
+    cached.append((b"x-mutated", b""))  # the caller owns the list it gets
+    assert decoder.decode(again) == first
+    decoder.decode(encoder.encode([(b"x-b", b"2")]))  # insertion: index 62 now means x-b
+    assert decoder.decode(b"\x82\xbe") == [(b":method", b"GET"), (b"x-b", b"2")]
+    decoder.decode(b"\x20")  # a resize to 0 empties the table
+    with pytest.raises(HpackError):
+        decoder.decode(b"\x82\xbe")

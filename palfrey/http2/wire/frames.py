@@ -167,7 +167,9 @@ class FrameReader:
             high, low, kind, flags, stream_id = HEAD.unpack_from(buffer, position)
             length = high << 16 | low
             if length > self.max_frame_size:
-                raise H2ConnectionError(FRAME_SIZE_ERROR, f"frame of {length} bytes over SETTINGS_MAX_FRAME_SIZE")
+                raise H2ConnectionError(
+                    FRAME_SIZE_ERROR, f"frame of {length} bytes over SETTINGS_MAX_FRAME_SIZE"
+                )
             end = position + 9 + length
             if end > len(buffer):
                 return None
