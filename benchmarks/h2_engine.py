@@ -7,6 +7,8 @@ block, encode a typical response head and frame it with a 13-byte DATA (END_STRE
 output. Engines:
 
 - `wire`: palfrey.http2.wire (FrameReader, hpack_decode.Decoder, hpack_encode.Encoder, FrameWriter);
+- `machine`: palfrey.http2.wire.machine.ServerMachine, the codec plus stream states and flow
+  control (what compares with `h2`);
 - `hpack`: the same steps with `hyperframe` (frame objects) and `hpack` (the libraries h2 uses);
 - `h2`: h2's whole H2Connection as palfrey runs it today (receive_data → events, send_headers,
   send_data, data_to_send): what the wire layer and the connection state machine replace together.
@@ -89,6 +91,29 @@ def run_wire(chunks: list[bytes]) -> int:
     return sent
 
 
+def run_machine(chunks: list[bytes]) -> int:
+    from palfrey.http2.wire import machine
+
+    conn = machine.ServerMachine(initial_window_size=2**20)
+    conn.initiate()
+    conn.data_to_send()
+    request, body = machine.REQUEST, machine.BODY
+    sent = 0
+    for chunk in chunks:
+        for kind, stream_id, value, end_stream in conn.receive(chunk):
+            if kind == request:
+                assert value[0][0] == b":path"
+            elif kind == body:
+                conn.consumed(stream_id, len(value))
+            else:
+                continue
+            if end_stream:
+                conn.send_headers(stream_id, RESPONSE_HEAD)
+                conn.send_data(stream_id, BODY, end_stream=True)
+        sent += len(conn.data_to_send())
+    return sent
+
+
 def run_hpack(chunks: list[bytes]) -> int:
     import hpack
     from hyperframe.frame import DataFrame, Frame, HeadersFrame
@@ -145,6 +170,7 @@ def run_none(chunks: list[bytes]) -> int:
 ENGINES: dict[str, Callable[[list[bytes]], int]] = {
     "none": run_none,
     "wire": run_wire,
+    "machine": run_machine,
     "hpack": run_hpack,
     "h2": run_h2,
 }
