@@ -211,3 +211,40 @@ def test_many_requests_keep_no_state() -> None:
         assert "StreamEnded" in kinds(pair.to_client())
     assert pair.server.streams == {} and pair.server.highest_id == 5999
     assert len(pair.server.decoder.blocks) <= 2 and len(pair.server.encoder.heads) <= 2
+
+
+def test_trailers_and_headers_on_ended_streams() -> None:
+    pair = Pair()
+    pair.client.send_headers(1, POST)
+    pair.client.send_data(1, b"body")
+    pair.client.send_headers(1, [(b"x-checksum", b"abc")], end_stream=True)
+    assert pair.to_server() == [
+        (m.REQUEST, 1, POST, False),
+        (m.BODY, 1, b"body", False),
+        (m.TRAILERS, 1, [(b"x-checksum", b"abc")], True),
+    ]
+    encoded = pair.client.encoder.encode([(b"x-more", b"1")])
+    again = frame_head(len(encoded), f.HEADERS, f.END_HEADERS | f.END_STREAM, 1) + encoded
+    assert pair.server.receive(again) == [(m.RESET, 1, 0x5, False)]  # STREAM_CLOSED: half-closed (remote)
+    pair.client.send_headers(3, POST)
+    pair.to_server()
+    encoded = pair.client.encoder.encode([(b"x-t", b"1")])
+    open_trailers = frame_head(len(encoded), f.HEADERS, f.END_HEADERS, 3) + encoded
+    assert pair.server.receive(open_trailers) == [(m.RESET, 3, 0x1, False)]  # trailers must end the stream
+    encoded = pair.client.encoder.encode(GET)
+    closed = frame_head(len(encoded), f.HEADERS, f.END_HEADERS | f.END_STREAM, 3) + encoded
+    assert pair.server.receive(closed) == []  # a forgotten stream: RST_STREAM STREAM_CLOSED only
+    assert pair.server.data_to_send().endswith(frame_head(4, f.RST_STREAM, 0, 3) + (5).to_bytes(4, "big"))
+
+
+def test_padding_is_credited_back_without_the_app() -> None:
+    pair = Pair(initial_window_size=65535)
+    pair.client.send_headers(1, POST)
+    pair.to_server()
+    payload = bytes([200]) + b"d" * 100 + bytes(200)  # Pad Length 200, 100 data bytes, padding
+    events = pair.server.receive(frame_head(len(payload), f.DATA, f.PADDED, 1) + payload)
+    assert events == [(m.BODY, 1, b"d" * 100, False)]
+    stream = pair.server.streams[1]
+    assert stream.window == 65535 - 301 and stream.unacked == 201
+    pair.server.consumed(1, 100)
+    assert stream.unacked == 301  # below half the window: batched, no WINDOW_UPDATE yet
