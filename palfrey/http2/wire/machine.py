@@ -43,6 +43,7 @@ from palfrey.http2.wire.errors import (
     H2StreamError,
     HeaderListTooLarge,
 )
+from palfrey.http2.wire.frames import ACK, DATA, HEADERS, PING, RST_STREAM, SETTINGS, WINDOW_UPDATE
 from palfrey.http2.wire.hpack_decode import Decoder
 from palfrey.http2.wire.hpack_encode import Encoder
 from palfrey.http2.wire.writer import FrameWriter
@@ -128,27 +129,27 @@ class ServerMachine:
             if frame is None:
                 return events
             kind, flags, stream_id, payload, value = frame
-            if kind == f.DATA:
-                self._data(stream_id, payload, value, flags & f.END_STREAM == f.END_STREAM, events)
-            elif kind == f.HEADERS:
-                self._headers(stream_id, payload, value, flags & f.END_STREAM == f.END_STREAM, events)
-            elif kind == f.WINDOW_UPDATE:
+            if kind == DATA:
+                self._data(stream_id, payload, value, flags == 1, events)  # flags is END_STREAM or 0
+            elif kind == HEADERS:
+                self._headers(stream_id, payload, value, flags == 1, events)
+            elif kind == WINDOW_UPDATE:
                 self._window_update(stream_id, value, events)
-            elif kind == f.RST_STREAM:
+            elif kind == RST_STREAM:
                 if stream_id > self.highest_id:
                     raise H2ConnectionError(PROTOCOL_ERROR, "RST_STREAM on an idle stream")
                 self.streams.pop(stream_id, None)
                 events.append((RESET, stream_id, value, False))
-            elif kind == f.SETTINGS:
-                if flags & f.ACK:
+            elif kind == SETTINGS:
+                if flags & ACK:
                     self.settings_acked = True
                 else:
                     self._settings(payload, events)
-                    events.append((CONTROL, 0, f.SETTINGS, False))
-            elif kind == f.PING:
-                if not flags & f.ACK:
+                    events.append((CONTROL, 0, SETTINGS, False))
+            elif kind == PING:
+                if not flags & ACK:
                     self.writer.ping_ack(payload)
-                events.append((CONTROL, 0, f.PING, False))
+                events.append((CONTROL, 0, PING, False))
             elif kind == f.GOAWAY:
                 events.append((GOAWAY, 0, (f.goaway_last_stream(payload), value), False))
 
