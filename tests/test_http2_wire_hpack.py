@@ -276,3 +276,30 @@ def test_decoder_cache_follows_the_dynamic_table() -> None:
     decoder.decode(b"\x20")  # a resize to 0 empties the table
     with pytest.raises(HpackError):
         decoder.decode(b"\x82\xbe")
+
+
+def test_mutated_blocks_only_raise_compression_errors() -> None:
+    """Random corruptions of valid blocks (bytes changed, inserted, deleted): decoding succeeds or
+    raises HpackError / HeaderListTooLarge, never an IndexError or the like (bounded, seeded)."""
+    rng = random.Random(11)
+    encoder = hpack.Encoder()
+    blocks = [
+        encoder.encode(
+            [(b":path", b"/x"), (b"user-agent", rng.randbytes(10)), (b"x-a", b"v" * i)], huffman=i % 2 == 0
+        )
+        for i in range(40)
+    ]
+    for _ in range(3000):
+        block = bytearray(rng.choice(blocks))
+        for _ in range(rng.randint(1, 4)):
+            choice = rng.random()
+            if choice < 0.5 and block:
+                block[rng.randrange(len(block))] = rng.randrange(256)
+            elif choice < 0.75:
+                block.insert(rng.randrange(len(block) + 1), rng.randrange(256))
+            elif block:
+                del block[rng.randrange(len(block))]
+        try:
+            Decoder(max_list_size=4096).decode(bytes(block))
+        except (HpackError, HeaderListTooLarge):
+            pass

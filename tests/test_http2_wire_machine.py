@@ -5,6 +5,7 @@ long connection that keeps no per-request state."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import h2.config
@@ -180,6 +181,7 @@ def test_ping_settings_reset_and_goaway() -> None:
         (frame_head(1, f.DATA, 0, 9) + b"x", 0x1),  # DATA on an idle stream
         (frame_head(4, f.WINDOW_UPDATE, 0, 9) + b"\x00\x00\x00\x01", 0x1),  # idle stream
         (frame_head(4, f.RST_STREAM, 0, 9) + b"\x00\x00\x00\x08", 0x1),  # idle stream
+        (frame_head(1, f.DATA, 0, 2) + b"x", 0x1),  # even: a stream only the server could open
         (frame_head(1, f.HEADERS, f.END_HEADERS, 2) + b"\x82", 0x1),  # even stream id
         (frame_head(4, f.WINDOW_UPDATE, 0, 0) + (2**31 - 1).to_bytes(4, "big"), 0x3),  # overflow
     ],
@@ -233,7 +235,7 @@ def test_trailers_and_headers_on_ended_streams() -> None:
     assert pair.server.receive(open_trailers) == [(m.RESET, 3, 0x1, False)]  # trailers must end the stream
     encoded = pair.client.encoder.encode(GET)
     closed = frame_head(len(encoded), f.HEADERS, f.END_HEADERS | f.END_STREAM, 3) + encoded
-    assert pair.server.receive(closed) == []  # a forgotten stream: RST_STREAM STREAM_CLOSED only
+    assert pair.server.receive(closed) == [(m.CONTROL, 0, f.HEADERS, False)]  # forgotten: RST_STREAM only
     assert pair.server.data_to_send().endswith(frame_head(4, f.RST_STREAM, 0, 3) + (5).to_bytes(4, "big"))
 
 
@@ -248,3 +250,27 @@ def test_padding_is_credited_back_without_the_app() -> None:
     assert stream.window == 65535 - 301 and stream.unacked == 201
     pair.server.consumed(1, 100)
     assert stream.unacked == 301  # below half the window: batched, no WINDOW_UPDATE yet
+
+
+def test_mutated_byte_streams_only_raise_protocol_errors() -> None:
+    """Random corruptions of a valid 20-request connection: the machine answers or raises
+    H2ConnectionError (GOAWAY), never an unexpected exception (bounded, seeded)."""
+    rng = random.Random(5)
+    pair = Pair()
+    for i in range(20):
+        pair.client.send_headers(1 + 2 * i, [*POST, (b"x-n", str(i).encode())])
+        pair.client.send_data(1 + 2 * i, b"body", end_stream=True)
+    valid = pair.client.data_to_send()
+    for _ in range(400):
+        data = bytearray(valid)
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        server = m.ServerMachine(preface=False)
+        server.reader.want_settings = False  # the stream starts after the handshake
+        try:
+            for start in range(0, len(data), 37):
+                for kind, stream_id, _, end_stream in server.receive(bytes(data[start : start + 37])):
+                    if kind in (m.REQUEST, m.BODY) and end_stream:
+                        server.send_headers(stream_id, [(b":status", b"200")], end_stream=True)
+        except H2ConnectionError:
+            pass

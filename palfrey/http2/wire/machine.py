@@ -17,8 +17,9 @@ Bytes in (`receive`) give a list of events, plain tuples `(kind, stream_id, valu
   so the caller can answer 431 (RFC 9113 §10.5.1) or reset it;
 - WINDOW: the send window of stream `stream_id` (0: the connection's) grew: blocked output may go;
 - GOAWAY: value = (last stream id, error code) from the client;
-- CONTROL: value = the frame type of a PING, SETTINGS or empty non-final DATA frame, for the
-  caller's flood counters (floods.py); the machine has already answered it (PING ACK, SETTINGS ACK).
+- CONTROL: value = the frame type of a PING, SETTINGS, empty non-final DATA frame or HEADERS on a
+  closed stream, for the caller's flood counters (floods.py); the machine has already answered it
+  (PING ACK, SETTINGS ACK, RST_STREAM).
 
 Connection errors are raised (H2ConnectionError, HpackError): the caller calls `goaway(code)`,
 sends `data_to_send()` and closes. Closed streams are not remembered: a stream id at or below the
@@ -136,7 +137,7 @@ class ServerMachine:
             elif kind == WINDOW_UPDATE:
                 self._window_update(stream_id, value, events)
             elif kind == RST_STREAM:
-                if stream_id > self.highest_id:
+                if stream_id > self.highest_id or not stream_id & 1:  # even ids: we open none
                     raise H2ConnectionError(PROTOCOL_ERROR, "RST_STREAM on an idle stream")
                 self.streams.pop(stream_id, None)
                 events.append((RESET, stream_id, value, False))
@@ -178,6 +179,7 @@ class ServerMachine:
         if stream_id <= self.highest_id:
             self.decoder.decode(block)
             self._stream_error(stream_id, STREAM_CLOSED, events)
+            events.append((CONTROL, 0, HEADERS, False))  # costs work, carries no request: counted
             return
         self.highest_id = stream_id
         too_large = False
@@ -214,7 +216,7 @@ class ServerMachine:
             self.unacked = 0
         stream = self.streams.get(stream_id)
         if stream is None or stream.remote_closed:
-            if stream_id > self.highest_id:
+            if stream_id > self.highest_id or not stream_id & 1:
                 raise H2ConnectionError(PROTOCOL_ERROR, "DATA on an idle stream")
             if stream is not None:
                 self._stream_error(stream_id, STREAM_CLOSED, events)
@@ -246,7 +248,7 @@ class ServerMachine:
             return
         stream = self.streams.get(stream_id)
         if stream is None:
-            if stream_id > self.highest_id:
+            if stream_id > self.highest_id or not stream_id & 1:
                 raise H2ConnectionError(PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream")
             return  # a closed stream: allowed, ignored
         stream.send_window += increment
@@ -294,7 +296,8 @@ class ServerMachine:
     def send_headers(
         self, stream_id: int, fields: list[tuple[bytes, bytes]], end_stream: bool = False
     ) -> None:
-        """A response head (or trailers, with end_stream): encoded, framed, queued."""
+        """A response head (or trailers, with end_stream): encoded, framed, queued. The stream
+        must be open: after a RESET event for it the caller sends nothing more."""
         self.writer.headers(stream_id, self.encoder.encode(fields), end_stream)
         if end_stream:
             self._local_close(stream_id)
