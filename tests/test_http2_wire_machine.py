@@ -5,6 +5,7 @@ long connection that keeps no per-request state."""
 
 from __future__ import annotations
 
+import base64
 import random
 from typing import Any
 
@@ -274,3 +275,31 @@ def test_mutated_byte_streams_only_raise_protocol_errors() -> None:
                         server.send_headers(stream_id, [(b":status", b"200")], end_stream=True)
         except H2ConnectionError:
             pass
+
+
+def test_h2c_upgrade_makes_the_request_stream_1() -> None:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    client.local_settings = h2.settings.Settings(
+        client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 100}
+    )
+    http2_settings = client.initiate_upgrade_connection()  # the HTTP2-Settings header's value
+    server = m.ServerMachine()
+    server.initiate()
+    server.upgrade(base64.urlsafe_b64decode(http2_settings + b"=" * (-len(http2_settings) % 4)))
+    assert server.sendable(1) == 100  # the client's settings apply at once
+    server.send_headers(1, [(b":status", b"200")])
+    server.send_data(1, b"upgraded", end_stream=True)
+    assert server.streams == {}
+    events = client.receive_data(server.data_to_send())
+    assert kinds(events) == [
+        "RemoteSettingsChanged",
+        "WindowUpdated",
+        "ResponseReceived",
+        "DataReceived",
+        "StreamEnded",
+    ]
+    client.send_headers(3, GET, end_stream=True)
+    assert server.receive(client.data_to_send()) == [
+        (m.CONTROL, 0, f.SETTINGS, False),
+        (m.REQUEST, 3, GET, True),
+    ]

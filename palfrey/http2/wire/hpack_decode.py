@@ -27,7 +27,7 @@ from palfrey.http2.wire.tables import STATIC_LEN, STATIC_TABLE
 Field = tuple[bytes, bytes]
 MAX_INTEGER_BYTES = 4  # continuation bytes after the prefix: values up to ~2**28, plenty for any limit
 CACHED_BLOCK_SIZE = 128  # longer blocks carry literals: not worth hashing and keeping
-BLOCKS_CACHED = 256  # distinct blocks remembered (the cache is emptied when it fills)
+BLOCKS_CACHED = 64  # distinct blocks remembered (the cache is emptied when it fills)
 
 
 class Decoder:

@@ -28,7 +28,7 @@ from palfrey.http2.wire.tables import STATIC_LEN, STATIC_NAMES, STATIC_PAIRS
 
 Field = tuple[bytes, bytes]
 NEVER_INDEXED = frozenset({b"set-cookie", b"authorization", b"proxy-authorization"})
-HEADS_CACHED = 256  # distinct whole heads remembered (the cache is emptied when it fills)
+HEADS_CACHED = 64  # distinct whole heads remembered (the cache is emptied when it fills)
 _ONE_BYTE_INDEX = tuple(bytes((0x80 | i,)) for i in range(127))
 
 

@@ -111,6 +111,15 @@ class ServerMachine:
             self.writer.window_update(0, self.connection_window - DEFAULT_WINDOW)
             self.window = self.connection_window
 
+    def upgrade(self, settings_payload: bytes) -> None:
+        """Take over from an HTTP/1.1 `Upgrade: h2c` request (RFC 7540 §3.2), after `initiate()`:
+        the request is stream 1, half-closed (remote) as its body was read over HTTP/1.1, and its
+        HTTP2-Settings (base64url-decoded by the caller) apply without an ACK, the 101 being the
+        acknowledgement (§3.2.1). The client still sends the preface, so keep `preface=True`."""
+        self._settings(settings_payload, [], ack=False)
+        self.highest_id = 1
+        self.streams[1] = Stream(self.peer_initial_window, 0, True)
+
     def data_to_send(self) -> bytes:
         return self.writer.flush()
 
@@ -257,7 +266,7 @@ class ServerMachine:
             return
         events.append((WINDOW, stream_id, increment, False))
 
-    def _settings(self, payload: bytes, events: list[Event]) -> None:
+    def _settings(self, payload: bytes, events: list[Event], ack: bool = True) -> None:
         """Apply the client's settings at once and acknowledge them (§6.5.3)."""
         for identifier, value in f.decode_settings(payload):
             if identifier == f.HEADER_TABLE_SIZE:
@@ -273,7 +282,8 @@ class ServerMachine:
                     events.append((WINDOW, 0, 0, False))
             elif identifier == f.MAX_FRAME_SIZE:
                 self.writer.max_frame_size = value
-        self.writer.settings_ack()
+        if ack:
+            self.writer.settings_ack()
 
     # -- output --------------------------------------------------------------------------------
 
