@@ -303,3 +303,21 @@ def test_h2c_upgrade_makes_the_request_stream_1() -> None:
         (m.CONTROL, 0, f.SETTINGS, False),
         (m.REQUEST, 3, GET, True),
     ]
+
+
+def test_a_small_stream_window_applies_once_acknowledged() -> None:
+    """Until the client acknowledges our SETTINGS it may use the default 65,535 per stream; then
+    the streams already open shrink by the difference (RFC 9113 §6.9.2)."""
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    server = m.ServerMachine(initial_window_size=1000)
+    server.initiate()
+    client.initiate_connection()
+    client.send_headers(1, POST)
+    server.receive(client.data_to_send())  # preface, SETTINGS, HEADERS before our SETTINGS arrived
+    assert server.streams[1].window == 65535
+    client.receive_data(server.data_to_send())
+    server.receive(client.data_to_send())  # the client's SETTINGS ACK
+    assert server.streams[1].window == 1000
+    client.send_headers(3, POST)
+    server.receive(client.data_to_send())
+    assert server.streams[3].window == 1000

@@ -91,6 +91,7 @@ class ServerMachine:
         self.max_streams = max_concurrent_streams
         self.initial_window = initial_window_size  # ours, for each new stream
         self.settings_acked = False  # until then a client may still use the default 65,535
+        self.new_stream_window = max(initial_window_size, DEFAULT_WINDOW)  # ours once acknowledged
         self.connection_window = connection_window  # what we keep open for the whole connection
         self.window = DEFAULT_WINDOW  # what the client may still send on the connection
         self.unacked = 0  # connection credit not yet returned
@@ -152,7 +153,7 @@ class ServerMachine:
                 events.append((RESET, stream_id, value, False))
             elif kind == SETTINGS:
                 if flags & ACK:
-                    self.settings_acked = True
+                    self._settings_acked()
                 else:
                     self._settings(payload, events)
                     events.append((CONTROL, 0, SETTINGS, False))
@@ -162,6 +163,16 @@ class ServerMachine:
                 events.append((CONTROL, 0, PING, False))
             elif kind == f.GOAWAY:
                 events.append((GOAWAY, 0, (f.goaway_last_stream(payload), value), False))
+
+    def _settings_acked(self) -> None:
+        """Our SETTINGS took effect: a smaller INITIAL_WINDOW_SIZE than the default now also
+        shrinks the streams opened before, by the difference (§6.9.2)."""
+        delta = self.initial_window - self.new_stream_window
+        if delta and not self.settings_acked:
+            for stream in self.streams.values():
+                stream.window += delta
+        self.settings_acked = True
+        self.new_stream_window = self.initial_window
 
     def _stream_error(self, stream_id: int, code: int, events: list[Event]) -> None:
         """RST_STREAM for a stream error found here; the caller hears RESET if the stream was open."""
@@ -205,8 +216,7 @@ class ServerMachine:
             self.writer.rst_stream(stream_id, REFUSED_STREAM)
             events.append((REFUSED, stream_id, None, False))
             return
-        window = self.initial_window if self.settings_acked else max(self.initial_window, DEFAULT_WINDOW)
-        self.streams[stream_id] = Stream(self.peer_initial_window, window, end_stream)
+        self.streams[stream_id] = Stream(self.peer_initial_window, self.new_stream_window, end_stream)
         if too_large:
             events.append((TOO_LARGE, stream_id, None, end_stream))
         else:
@@ -327,7 +337,9 @@ class ServerMachine:
         self.send_window -= length
         self.writer.data(stream_id, data, end_stream)
         if end_stream:
-            self._local_close(stream_id)
+            del self.streams[stream_id]  # both sides done: forgotten (module docstring)
+            if not stream.remote_closed:
+                self.writer.rst_stream(stream_id, NO_ERROR)  # see _local_close
 
     def _local_close(self, stream_id: int) -> None:
         stream = self.streams.get(stream_id)
