@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -26,12 +27,15 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     ) from exc
 
 from palfrey.config import Config, ConfigError
+from palfrey.gunicorn import restarts
 from palfrey.gunicorn.adapters import (
     GunicornAccessLog,
     SecureSchemeHeaders,
     access_log_wanted,
     route_palfrey_logs,
 )
+from palfrey.gunicorn.hooks import PostRequestLog, is_default, with_pre_request
+from palfrey.gunicorn.refused import refused_settings
 from palfrey.gunicorn.settings import palfrey_settings, trusted_proxies
 from palfrey.metrics.gunicorn_worker import GunicornMetrics
 from palfrey.server.server import EXIT_BOOT, Server, new_event_loop
@@ -59,10 +63,22 @@ class PalfreyWorker(GunicornMetrics, Worker):  # type: ignore[misc]  # gunicorn 
         self.server: Server | None = None
         self._heartbeat_handle: asyncio.TimerHandle | None = None
         self._draining: asyncio.Future[None] | None = None
+        # The arbiter builds this object in the master, just before the fork: a TERM after the
+        # master's reload counter moved on is a HUP replacing us (palfrey.gunicorn.restarts).
+        self._generation = restarts.generation()
+
+    @classmethod
+    def setup(cls) -> None:
+        """Run by gunicorn in the master whenever the arbiter resolves `worker_class`: at boot and
+        on every HUP reload, before the new workers are forked."""
+        restarts.note_setup()
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
-        """Run once by gunicorn's arbiter, in the master, before the first fork."""
+        """Run once by gunicorn's arbiter, in the master, before the first fork: name every setting
+        the worker ignores, and start the metrics collector if asked."""
+        for line in refused_settings(cfg):
+            log.warning("%s", line)
         if os.environ.get("PALFREY_METRICS_BIND"):  # docs/metrics.md, "Under gunicorn"
             from palfrey.metrics.gunicorn_master import install
 
@@ -91,6 +107,8 @@ class PalfreyWorker(GunicornMetrics, Worker):  # type: ignore[misc]  # gunicorn 
         server = self.server = Server(config)
         server.install_signal_handlers = False  # gunicorn's signal vocabulary, installed below
         server.prepare_state = self._prepare_state
+        if config.is_ssl and not is_default(self.cfg, "ssl_context"):
+            server.build_ssl_context = self._ssl_context
         # gunicorn owns the sockets and CTRL+C: "Palfrey running on ... (Press CTRL+C to quit)" would
         # mislead; each worker says it serves (gunicorn already logged "Listening at").
         server.log_listening = False
@@ -147,12 +165,16 @@ class PalfreyWorker(GunicornMetrics, Worker):  # type: ignore[misc]  # gunicorn 
         if os.getppid() != self.ppid and self.alive:
             self.alive = False
             self.log.info("Parent changed, shutting down: %s", self)
-            self._graceful_exit()
+            self._graceful_exit(restarting=False)
         interval = min(self.timeout / 2, MAX_HEARTBEAT) if self.timeout > 0 else MAX_HEARTBEAT
         self._heartbeat_handle = loop.call_later(interval, self._heartbeat, loop)
 
-    def _graceful_exit(self) -> None:
-        """TERM, max_requests reached, or the arbiter went away: stop accepting, then drain."""
+    def _graceful_exit(self, restarting: bool | None = None) -> None:
+        """TERM, max_requests reached, or the arbiter went away: stop accepting, then drain.
+
+        `restarting` (a replacement serves on: WebSockets close with 1012, not 1001) defaults to
+        whether the master reloaded (HUP) since it created this worker.
+        """
         self.alive = False
         self.metrics_draining()
         server = self.server
@@ -161,14 +183,23 @@ class PalfreyWorker(GunicornMetrics, Worker):  # type: ignore[misc]  # gunicorn 
         if not server.started:
             server.request_exit()  # still in lifespan startup: nothing accepted yet
             return
-        self._draining = asyncio.ensure_future(self._stop_accepting_then_drain(server))
+        if restarting is None:
+            restarting = restarts.generation() != self._generation
+        self._draining = asyncio.ensure_future(self._stop_accepting_then_drain(server, restarting))
 
-    async def _stop_accepting_then_drain(self, server: Server) -> None:
-        """Leave the shared listen queue to the other workers first, then drain.
+    async def _stop_accepting_then_drain(self, server: Server, restarting: bool) -> None:
+        """Palfrey's master's drain: take no new work, answer with `Connection: close`, then stop.
 
-        The short grace lets a client that connected just before we stopped accepting deliver its
-        request: the drain closes connections that carry none.
+        Leave the shared listen queue to the other workers first. For a short grace every response
+        says `Connection: close`, so a client sending back to back on a keep-alive connection
+        reconnects (to another worker) instead of sending on a connection that the drain then closes
+        under it; connections accepted just before we stopped accepting deliver their request.
         """
+        state = server.state
+        if state is not None:
+            state.draining = True  # responses from now on carry Connection: close
+            state.restarting = restarting
+        server.pause_accepting()
         await server.stop_accepting()
         await asyncio.sleep(DRAIN_GRACE)
         server.request_exit()
@@ -190,6 +221,20 @@ class PalfreyWorker(GunicornMetrics, Worker):  # type: ignore[misc]  # gunicorn 
         state.proxy = SecureSchemeHeaders.wrap(
             self.cfg.secure_scheme_headers, trusted_proxies(self.cfg), state.proxy
         )
+        # gunicorn's request hooks, only when the config sets them: the defaults add no work.
+        if not is_default(self.cfg, "pre_request"):
+            state.app = with_pre_request(state.app, self.cfg.pre_request, self)
+        if not is_default(self.cfg, "post_request"):
+            state.access_log = PostRequestLog(self.cfg.post_request, self, state.access_log)
+
+    def _ssl_context(self, config: Config, palfrey_context: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        """gunicorn 21+'s `ssl_context(cfg, default_ssl_context_factory)` hook builds the context;
+        its factory is palfrey's (certificate, key, cert_reqs, ca_certs, ciphers, and `h2` in ALPN
+        when HTTP/2 is on)."""
+        context = self.cfg.ssl_context(self.cfg, palfrey_context)
+        if not isinstance(context, ssl.SSLContext):
+            raise ConfigError(f"gunicorn's ssl_context hook returned {context!r}, not an ssl.SSLContext")
+        return context
 
     def _count_request(self) -> None:
         server = self.server
@@ -197,7 +242,7 @@ class PalfreyWorker(GunicornMetrics, Worker):  # type: ignore[misc]  # gunicorn 
             return
         if server.state.total_requests >= self.max_requests and self._draining is None:
             self.log.info("Autorestarting worker after %d requests.", server.state.total_requests)
-            self._graceful_exit()
+            self._graceful_exit(restarting=True)  # the arbiter replaces us
 
 
 class PalfreyH11Worker(PalfreyWorker):

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from palfrey.http.head import ParseError
+from palfrey.http.head import ParseError, watch_proxy_headers
 from palfrey.http.response import status_text
 from palfrey.interfaces.wsgi_environ import cgi_environ
 from palfrey.logging import format_target
@@ -50,6 +50,11 @@ def _text(value: bytes) -> str:
     return value.decode("latin-1")
 
 
+def gunicorn_response(status: int, headers: Sequence[tuple[bytes, bytes]], sent: int) -> _Response:
+    """A response as gunicorn's logger and `post_request` hook read it (text headers)."""
+    return _Response(status, [(_text(name), _text(value)) for name, value in headers], sent)
+
+
 def wsgi_environ(scope: Mapping[str, Any]) -> dict[str, Any]:
     """The CGI variables gunicorn's atoms read (`r`, `m`, `U`, `q`, `H`, `h`, `f`, `a`, `u`, `{..}e`):
     the environ a WSGI app would get (one builder, `cgi_environ`), plus gunicorn's `RAW_URI`."""
@@ -76,9 +81,7 @@ class GunicornAccessLog:
         duration_ns: int,
     ) -> None:
         request = _Request([(_text(name), _text(value)) for name, value in scope.get("headers", ())])
-        response = _Response(
-            status, [(_text(name), _text(value)) for name, value in response_headers], response_bytes
-        )
+        response = gunicorn_response(status, response_headers, response_bytes)
         self._access(response, request, wsgi_environ(scope), timedelta(microseconds=duration_ns // 1000))
 
 
@@ -135,7 +138,11 @@ class SecureSchemeHeaders:
         headers = headers or {}
         if all(name.strip().lower() == "x-forwarded-proto" for name in headers):
             return inner
-        return cls(headers, TrustedHosts(trusted_spec), inner)
+        rules = cls(headers, TrustedHosts(trusted_spec), inner)
+        watch_proxy_headers(
+            rules._headers
+        )  # HTTP/1.1 consults proxy rules only when such a header is present
+        return rules
 
     def apply(self, scope: dict[str, Any]) -> None:
         scheme = None

@@ -9,6 +9,7 @@ rejected identically whichever parser read it (RFC 9112 §6.1, §6.3, §3.2).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # Methods llhttp knows; both adapters answer 501 for any other well-formed token so they agree.
@@ -63,6 +64,17 @@ _FRAMING_FIELDS = {
     b"x-forwarded-for": _FORWARDED,
     b"x-forwarded-proto": _FORWARDED,
 }
+
+
+def watch_proxy_headers(names: Iterable[bytes]) -> None:
+    """Embedding hook: more (lower-case) header names whose presence means the proxy rules must run.
+
+    The gunicorn worker's `secure_scheme_headers` (`X-Forwarded-Ssl: on`, ...) are read by its proxy
+    rules; without this, a request carrying only such a header would skip them. Process-wide, like
+    the one server a gunicorn worker runs; costs nothing per request (the same one dict lookup).
+    """
+    for name in names:
+        _FRAMING_FIELDS.setdefault(name, _FORWARDED)
 
 
 def check_head(method: bytes, version: str, headers: list[tuple[bytes, bytes]]) -> Framing:

@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -124,6 +125,8 @@ class Server:
         # turns ours off, and may adjust the per-process state (access logger, proxy rules) before serving.
         self.install_signal_handlers = True
         self.prepare_state: Callable[[ServerState], None] | None = None
+        # ... and may build the TLS context itself (gunicorn's `ssl_context` hook), given palfrey's.
+        self.build_ssl_context: Callable[[Config, Callable[[], ssl.SSLContext]], ssl.SSLContext] | None = None
         self._accepting_stopped = False
         # --metrics: one process serves scrapes itself; a forked worker (False) reports to its master.
         self.metrics_endpoint = True
@@ -174,7 +177,12 @@ class Server:
         if config.is_ssl:
             from palfrey.tls import create_ssl_context
 
-            ssl_context = create_ssl_context(config)
+            build = self.build_ssl_context
+            ssl_context = (
+                create_ssl_context(config)
+                if build is None
+                else build(config, lambda: create_ssl_context(config))
+            )
         if config.http2:
             from palfrey.http2.negotiate import require_h2
 

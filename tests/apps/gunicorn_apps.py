@@ -92,3 +92,28 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> lis
     body = f"wsgi {environ['REQUEST_METHOD']} {environ['PATH_INFO']} pid={os.getpid()}".encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+async def websocket_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """`app`, plus a WebSocket at any path that echoes text ("pid" is answered with the worker's pid)."""
+    if scope["type"] != "websocket":
+        await app(scope, receive, send)
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text") or ""
+        await send({"type": "websocket.send", "text": str(os.getpid()) if text == "pid" else text})
+
+
+def wsgi_thread_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """Sleeps 0.3 s in the WSGI pool and answers the name of the thread that ran it."""
+    time.sleep(0.3)
+    import threading
+
+    body = threading.current_thread().name.encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
