@@ -11,13 +11,16 @@ output. Engines:
   control (what compares with `h2`);
 - `hpack`: the same steps with `hyperframe` (frame objects) and `hpack` (the libraries h2 uses);
 - `h2`: h2's whole H2Connection as palfrey runs it today (receive_data → events, send_headers,
-  send_data, data_to_send): what the wire layer and the connection state machine replace together.
+  send_data, data_to_send): what the wire layer and the connection state machine replace together;
+- `zttp`: uvicorn + zttp's engine (native), for scale (not a default engine: it is installed only
+  in the bench peers' venv).
 
 Run under callgrind with two request counts and divide the difference (fixed costs cancel out);
 the client's cost (encoding the requests, engine `none`) is measured the same way and subtracted:
 
     .venv/bin/python -m benchmarks.h2_engine            # runs callgrind itself, prints the table
     .venv/bin/python -m benchmarks.h2_engine wire       # only these engines
+    PYTHONPATH=. benchmarks/.venv-peers/bin/python -m benchmarks.h2_engine zttp   # zttp: peers' venv
     .venv/bin/python -m benchmarks.h2_engine 2000 wire get   # one run (what callgrind measures)
 """
 
@@ -162,6 +165,33 @@ def run_h2(chunks: list[bytes]) -> int:
     return sent
 
 
+def run_zttp(chunks: list[bytes]) -> int:
+    """uvicorn's `--http zttp` engine (Zig core), only in the bench peers' venv (the numbers
+    then include its native code)."""
+    import zttp  # type: ignore[import-not-found]
+
+    conn = zttp.Connection(zttp.SERVER, zttp.HTTP2)
+    conn.initiate_connection()
+    conn.data_to_send()
+    end, need, request = zttp.EndOfMessage, zttp.NEED_DATA, zttp.Request
+    sent = 0
+    for chunk in chunks:
+        conn.receive_data(chunk)
+        while True:
+            event = conn.next_event()
+            if event is need:
+                break
+            if type(event) is request:
+                assert event.headers is not None
+            elif type(event) is end:
+                stream = conn.stream(event.stream_id)
+                stream.send_response(200, RESPONSE_HEAD[1:])
+                stream.send_data(BODY)
+                stream.end_message()
+        sent += len(conn.data_to_send())
+    return sent
+
+
 def run_none(chunks: list[bytes]) -> int:
     """Only the client side (building the chunks): subtracted from every engine's count."""
     return sum(map(len, chunks))
@@ -173,6 +203,7 @@ ENGINES: dict[str, Callable[[list[bytes]], int]] = {
     "machine": run_machine,
     "hpack": run_hpack,
     "h2": run_h2,
+    "zttp": run_zttp,
 }
 
 
@@ -193,7 +224,7 @@ def main() -> None:
         ENGINES[engine](chunks)
         return
     low, high = 200, 2200
-    engines = sys.argv[1:] or [engine for engine in ENGINES if engine != "none"]
+    engines = sys.argv[1:] or [engine for engine in ENGINES if engine not in ("none", "zttp")]
     print(f"instructions per request (callgrind, ({high} - {low} requests) / {high - low}), server side only")
     for kind in ("get", "post"):
         client = callgrind(high, "none", kind) - callgrind(low, "none", kind)
