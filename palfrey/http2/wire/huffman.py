@@ -5,14 +5,15 @@ the state is the node of the code tree the bits so far lead to (256 internal nod
 (state, byte) entry holds the next state and the symbols completed on the way, so the loop body is
 two indexes and one bytearray append. Transitions that would decode EOS emit `None`, which
 fails the append: no per-byte error test. The table is two flat arrays (next state as `array('H')`,
-emitted bytes as a list of shared objects), ~0.6 MB; a list of (state, bytes) tuples decoded ~25%
+emitted bytes as a list of shared objects), ~1.3 MB; a list of (state, bytes) tuples decoded ~25%
 faster but took 6 MB per process, and Huffman decoding is rare once the peer's fields sit in the
 dynamic table (then they are one-byte indexes). A string may only end in the root (no
 padding) or on the all-ones path at most 7 bits deep (padding is a prefix of EOS, ≤ 7 bits).
 
 The byte table is composed from a 4-bit table (256 x 16 walks of 4 bits, then 65,536
-compositions of two nibble steps) so building it costs ~50 ms instead of a bit-by-bit walk of
-every entry.
+compositions of two nibble steps) rather than walked bit by bit for every entry; it still costs
+0.1-0.2 s (measured on the loaded 2-core machine), paid by the first Huffman string a process
+decodes: building it before the workers fork (or at worker start) is left to the integration.
 
 Encoding maps every byte to its code as a string of '0'/'1' characters, joins them (C speed) and
 converts the result with `int(bits, 2)`: no Python-level loop per byte.
