@@ -111,8 +111,7 @@ def run_machine(chunks: list[bytes]) -> int:
             else:
                 continue
             if end_stream:
-                conn.send_headers(stream_id, RESPONSE_HEAD)
-                conn.send_data(stream_id, BODY, end_stream=True)
+                conn.respond(stream_id, RESPONSE_HEAD, BODY)
         sent += len(conn.data_to_send())
     return sent
 

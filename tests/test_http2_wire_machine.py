@@ -321,3 +321,29 @@ def test_a_small_stream_window_applies_once_acknowledged() -> None:
     client.send_headers(3, POST)
     server.receive(client.data_to_send())
     assert server.streams[3].window == 1000
+
+
+def test_respond_fast_path_and_its_fallback() -> None:
+    pair = Pair()
+    pair.client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 4})
+    pair.to_server()
+    pair.to_client()
+    pair.client.send_headers(1, GET, end_stream=True)
+    pair.client.send_headers(3, POST)
+    pair.to_server()
+    head = [(b":status", b"200")]
+    assert not pair.server.respond(1, head, b"too long")  # over the stream window: nothing queued
+    assert pair.server.data_to_send() == b"" and 1 in pair.server.streams
+    assert pair.server.respond(1, head, b"ok")
+    assert pair.server.respond(3, head, b"")  # before the request body ended: RST_STREAM NO_ERROR
+    events = pair.to_client()
+    assert kinds(events) == [
+        "ResponseReceived",
+        "DataReceived",
+        "StreamEnded",
+        "ResponseReceived",
+        "DataReceived",  # an empty DATA frame carries END_STREAM
+        "StreamEnded",
+        "StreamReset",
+    ]
+    assert pair.server.streams == {}

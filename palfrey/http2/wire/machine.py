@@ -322,6 +322,24 @@ class ServerMachine:
         if end_stream:
             self._local_close(stream_id)
 
+    def respond(self, stream_id: int, fields: list[tuple[bytes, bytes]], body: bytes) -> bool:
+        """A whole response (HEADERS, then the body with END_STREAM) in one call, the common small
+        response's fast path. False, with nothing queued, when the windows cannot take the body
+        yet: then use `send_headers` and `send_data` as the window opens."""
+        stream = self.streams.get(stream_id)
+        length = len(body)
+        if stream is None or length > stream.send_window or length > self.send_window:
+            return False
+        stream.send_window -= length
+        self.send_window -= length
+        writer = self.writer
+        writer.headers(stream_id, self.encoder.encode(fields))
+        writer.data(stream_id, body, True)
+        del self.streams[stream_id]
+        if not stream.remote_closed:
+            writer.rst_stream(stream_id, NO_ERROR)  # see _local_close
+        return True
+
     def sendable(self, stream_id: int) -> int:
         """How many body bytes the windows let the stream send now."""
         stream = self.streams.get(stream_id)
