@@ -1,9 +1,12 @@
 """How an HTTP/2 connection ends: floods cut off, protocol errors, graceful shutdown.
 
 Functions of the connection (`H2Protocol`), kept apart so connection.py stays about frames in and
-out. Floods are counted by floods.py (rapid reset, SETTINGS/PING/empty frames); past a limit the
-connection gets GOAWAY ENHANCE_YOUR_CALM. A graceful shutdown (TERM, HUP, recycling) sends GOAWAY
-with the last stream taken and finishes the streams in flight.
+out. Floods are counted by floods.py (resets, ours for the client's fault included; useless
+frames); past a limit the connection gets GOAWAY ENHANCE_YOUR_CALM. An HPACK block that cannot be
+decoded is a COMPRESSION_ERROR (RFC 9113 §4.3, engine.py), one that decodes past our header-list
+limit ENHANCE_YOUR_CALM (h2 stops decoding there: the decoded size is never allocated). A graceful
+shutdown (TERM, HUP, recycling) sends GOAWAY with the last stream taken and finishes the streams
+in flight.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 import h2.errors
+import h2.events
 import h2.exceptions
 from hyperframe.frame import GoAwayFrame
 
@@ -21,6 +25,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("palfrey.error")
 
+# h2 events that only cost work: counted as useless frames (floods.py).
+USELESS_EVENTS = frozenset(
+    {
+        h2.events.PingReceived,
+        h2.events.RemoteSettingsChanged,
+        h2.events.PriorityUpdated,
+        h2.events.UnknownFrameReceived,
+    }
+)
+
 
 def remote_reset(conn: H2Protocol, stream_id: int) -> None:
     stream = conn.streams.get(stream_id)
@@ -28,7 +42,12 @@ def remote_reset(conn: H2Protocol, stream_id: int) -> None:
     if stream is not None:
         conn.forget(stream)
         _abandon(conn, stream)
-    if conn.floods.reset(conn.loop.time()):
+    count_reset(conn)
+
+
+def count_reset(conn: H2Protocol) -> None:
+    """A stream was reset, by the client or by us for its fault (MadeYouReset): one budget."""
+    if conn.floods.reset(conn.loop.time()) and not conn.discard_input:
         calm(conn, "rapid reset")
 
 
@@ -64,13 +83,16 @@ def _abandon(conn: H2Protocol, stream: H2Stream) -> None:
             cycle.disconnect()
 
 
-def control_frame(conn: H2Protocol) -> None:
-    if conn.floods.control_frame(conn.loop.time()):
+def control_frame(conn: H2Protocol, count: int = 1) -> None:
+    if conn.floods.control_frame(conn.loop.time(), count) and not conn.discard_input:
         calm(conn, "control frame flood")
 
 
 def calm(conn: H2Protocol, what: str) -> None:
     logger.warning("HTTP/2 %s from %s: connection closed (ENHANCE_YOUR_CALM)", what, conn.client)
+    # What h2 queued in answer to the flood (PING acks, RST_STREAM for frames on closed streams)
+    # is dropped: the client gets the GOAWAY, not one more answer per frame it flooded us with.
+    conn.h2.clear_outbound_data_buffer()
     close_with(conn, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
 
 

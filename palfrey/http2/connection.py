@@ -3,7 +3,7 @@
 It takes a transport over from the HTTP/1.1 protocol once the connection is known to speak HTTP/2
 (negotiate.py decides that) and owns everything that is about the connection: the h2 state
 machine, writing its output once per loop iteration, the connection's flow-control window, the
-floods it refuses (counted by floods.py: rapid reset, SETTINGS/PING/empty frames), GOAWAY on a graceful shutdown. Each
+floods it refuses (counted by floods.py: resets, useless frames), GOAWAY on a graceful shutdown. Each
 stream runs the same `RequestCycle` as HTTP/1.1 (stream.py).
 
 Why h2 and not zttp: docs/architecture.md has the measurement and the reasons.
@@ -25,8 +25,8 @@ from palfrey.http.pathsend import EXTENSIONS
 from palfrey.http.response import service_unavailable
 from palfrey.http2 import closing, deadlines, refusals
 from palfrey.http2.deadlines import IDLE, INF
-from palfrey.http2.engine import ServerConnection
-from palfrey.http2.floods import FloodGuard
+from palfrey.http2.engine import MAX_HEADER_LIST, ServerConnection
+from palfrey.http2.floods import EARN_PER_STREAM, SMALL_DATA, FloodGuard
 from palfrey.http2.request import request_scope, split_pseudo_headers
 from palfrey.http2.stream import CONNECTION_SPECIFIC, H2Cycle, H2Stream
 
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("palfrey.error")
 
-MAX_HEADER_LIST = 65536  # decoded header bytes per request at most (h2's default), whatever the head limits
 CONNECTION_WINDOW = 16 * 1024 * 1024
 LINGER = 2.0  # seconds input is read and dropped after a GOAWAY before closing (as HTTP/1.1 lingers)
 
@@ -83,15 +82,17 @@ class H2Protocol(asyncio.Protocol):
         self._defaults: list[tuple[bytes, bytes]] = []
         conn = self.h2 = ServerConnection()
         limits = state.limits
-        conn.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: min(
-                    limits.fields * limits.field_size, MAX_HEADER_LIST
-                ),
-                h2.settings.SettingCodes.ENABLE_PUSH: 0,
-            },
+        conn.advertise(
+            h2.settings.Settings(
+                client=False,
+                initial_values={
+                    h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams,
+                    h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: min(
+                        limits.fields * limits.field_size, MAX_HEADER_LIST
+                    ),
+                    h2.settings.SettingCodes.ENABLE_PUSH: 0,
+                },
+            )
         )
 
     # Starting
@@ -152,6 +153,11 @@ class H2Protocol(asyncio.Protocol):
         except h2.exceptions.ProtocolError as exc:
             closing.protocol_error(self, exc)
             return
+        if self.h2.idle_frames:
+            closing.control_frame(self, self.h2.idle_frames)
+            self.h2.idle_frames = 0
+            if self.discard_input:
+                return
         deferred = self.deferred
         if deferred is not None:
             self.deferred = None
@@ -172,9 +178,10 @@ class H2Protocol(asyncio.Protocol):
                     stream.cycle.end_body()
             elif kind is h2.events.WindowUpdated:
                 self._window_updated(event.stream_id)
+                closing.control_frame(self)  # paid for by the DATA frames we send (floods.py)
             elif kind is h2.events.StreamReset:
                 closing.remote_reset(self, event.stream_id)
-            elif kind is h2.events.PingReceived or kind is h2.events.RemoteSettingsChanged:
+            elif kind in closing.USELESS_EVENTS:
                 closing.control_frame(self)
             elif kind is h2.events.ConnectionTerminated:
                 closing.remote_goaway(self)
@@ -257,6 +264,7 @@ class H2Protocol(asyncio.Protocol):
             return None
         scope["extensions"] = self.extensions
         stream = H2Stream(self, stream_id)
+        self.floods.earned += EARN_PER_STREAM
         cycle = H2Cycle(
             stream,
             scope,
@@ -298,8 +306,8 @@ class H2Protocol(asyncio.Protocol):
     def _data(self, event: Any) -> None:
         stream = self.streams.get(event.stream_id)
         length = event.flow_controlled_length
-        if not event.data and event.stream_ended is None:
-            closing.control_frame(self)  # an empty DATA frame carries nothing: counted as a flood
+        if len(event.data) < SMALL_DATA and event.stream_ended is None:
+            closing.control_frame(self)  # an empty or tiny DATA frame: mostly overhead (floods.py)
         if self.h2.length_errors:
             self._check_length(event.stream_id)
             stream = self.streams.get(event.stream_id)
@@ -381,6 +389,7 @@ class H2Protocol(asyncio.Protocol):
                 del out[:window]
                 end = stream.end_queued and not out
                 conn.send_data(stream_id, chunk, end_stream=end)
+                self.floods.earned += 1  # the client's WINDOW_UPDATE for it is paid for
                 if end:
                     stream.ended = True
             if not out and stream.end_queued and not stream.ended:

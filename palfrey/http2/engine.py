@@ -19,7 +19,8 @@ PROTOCOL_ERROR on *its* stream; the other streams carry on. So:
 
 The stream subclass reaches two h2 methods by name (`_initialize_content_length`,
 `_track_content_length`, the stream's own), and the connection `_begin_new_stream`,
-`_receive_headers_frame`, `_closed_streams` and `_decode_headers`: h2 4.x has no public hook for
+`_receive_headers_frame`, `_receive_frame`, `_closed_streams` and `_decode_headers`, and sets the
+HPACK decoder's `max_header_list_size` to what we advertise: h2 4.x has no public hook for
 any of these. tests/test_http2_life.py plays each case against a real server, so an h2
 release that renames them fails there, not in production silently (the connection error returns).
 """
@@ -33,12 +34,15 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.exceptions
+import h2.settings
 import h2.stream
+import hpack
 from hyperframe.frame import HeadersFrame, RstStreamFrame
 
 from palfrey.http2.compact import CompactSettings
 
 CLOSED_STREAMS_KEPT = 1024  # ten times the default --http2-max-concurrent-streams
+MAX_HEADER_LIST = 65536  # decoded header bytes per request at most (h2's default), whatever the head limits
 
 
 class _LengthCheckedStream(h2.stream.H2Stream):
@@ -73,6 +77,25 @@ class ServerConnection(CompactSettings, h2.connection.H2Connection):
             h2.config.H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=False)
         )
         self.length_errors: set[int] = set()  # streams whose body broke its content-length
+        # Frames h2 took without an event (DATA or RST_STREAM on a closed stream, unknown types):
+        # the connection counts them as useless frames (floods.py).
+        self.idle_frames = 0
+        # What we advertise is what the decoder enforces: h2 only applies a MAX_HEADER_LIST_SIZE
+        # changed after the client acknowledged it, never the initial value we advertise.
+        self.decoder.max_header_list_size = MAX_HEADER_LIST
+
+    def advertise(self, settings: h2.settings.Settings) -> None:
+        """Our SETTINGS (sent by initiate_connection); the HPACK decoder stops where they say."""
+        self.local_settings = settings
+        limit = settings.max_header_list_size
+        if limit is not None:
+            self.decoder.max_header_list_size = limit
+
+    def _receive_frame(self, frame: Any) -> list[Any]:
+        events: list[Any] = super()._receive_frame(frame)
+        if not events:
+            self.idle_frames += 1
+        return events
 
     def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> h2.stream.H2Stream:
         stream = super()._begin_new_stream(stream_id, allowed_ids)
@@ -87,7 +110,14 @@ class ServerConnection(CompactSettings, h2.connection.H2Connection):
             stream_id = frame.stream_id
             if stream_id % 2 == 0 or stream_id <= self.highest_inbound_stream_id:
                 raise  # not a new client stream: a connection error as h2 says
-        h2.connection._decode_headers(self.decoder, frame.data)  # keep the shared HPACK state
+        except h2.exceptions.ProtocolError as exc:
+            _compression_error(exc)  # (here, not in a wrapper method: no extra call per request)
+            raise
+        try:
+            h2.connection._decode_headers(self.decoder, frame.data)  # keep the shared HPACK state
+        except h2.exceptions.ProtocolError as exc:
+            _compression_error(exc)
+            raise
         self.highest_inbound_stream_id = stream_id
         # Remembered as reset by us: its DATA frames are then answered (and their connection
         # credit given back) by h2 as on any reset stream, not taken for a protocol error.
@@ -103,3 +133,10 @@ class ServerConnection(CompactSettings, h2.connection.H2Connection):
         connection (RFC 9113 §6.10), so a client that stalls there holds the whole connection.
         """
         return bool(getattr(self.incoming_buffer, "_headers_buffer", None))
+
+
+def _compression_error(exc: h2.exceptions.ProtocolError) -> None:
+    """A header block HPACK cannot decode is a COMPRESSION_ERROR (RFC 9113 §4.3; h2 says PROTOCOL_ERROR).
+    Set before h2's `receive_data` answers the exception with its GOAWAY."""
+    if type(exc) is h2.exceptions.ProtocolError and isinstance(exc.__cause__, hpack.HPACKError):
+        exc.error_code = h2.errors.ErrorCodes.COMPRESSION_ERROR

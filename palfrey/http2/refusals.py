@@ -11,7 +11,9 @@
   is reset (CANCEL); either way the app gets `http.disconnect`. After a complete 413 the stream is
   also reset with NO_ERROR, which tells the client to stop sending the rest (RFC 9113 §8.1).
 
-Other streams on the connection carry on.
+Other streams on the connection carry on. Each refusal resets a stream for the client's fault, so
+it counts against the connection's reset budget (closing.count_reset): a client that makes the
+server reset streams in a loop ("MadeYouReset", CVE-2025-8671) is cut off as a rapid reset is.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import h2.errors
 import h2.exceptions
+
+from palfrey.http2 import closing
 
 if TYPE_CHECKING:
     from palfrey.http2.connection import H2Protocol
@@ -41,6 +45,7 @@ def malformed(conn: H2Protocol, stream_id: int, reason: str) -> None:
     stream = conn.streams.get(stream_id)
     if stream is None:
         _rst(conn, stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        closing.count_reset(conn)
         return
     cycle = stream.cycle
     if cycle is not None:
@@ -51,6 +56,7 @@ def malformed(conn: H2Protocol, stream_id: int, reason: str) -> None:
     conn.reset_stream(stream, h2.errors.ErrorCodes.PROTOCOL_ERROR)
     stream.release()
     conn.forget(stream)
+    closing.count_reset(conn)
 
 
 def content_length_over(fields: list[tuple[bytes, bytes]], limit: int) -> bool:
@@ -74,12 +80,14 @@ def refuse(conn: H2Protocol, stream: H2Stream, status: int, reason: str) -> None
         conn.reset_stream(stream, h2.errors.ErrorCodes.CANCEL)
         stream.release()
         conn.forget(stream)
+        closing.count_reset(conn)
         return
     cycle.status = status
     cycle._write_error(status, _MESSAGES.get(status, "Error"))
     if not stream.out and not stream.reset:
         _rst(conn, stream.stream_id, h2.errors.ErrorCodes.NO_ERROR)  # "stop sending the body"
     conn.forget(stream)
+    closing.count_reset(conn)
 
 
 def _rst(conn: H2Protocol, stream_id: int, code: int) -> None:
