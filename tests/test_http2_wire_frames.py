@@ -70,8 +70,8 @@ def test_reference_frames_parse_to_their_fields() -> None:
         PingFrame(0, opaque_data=b"abcdefgh", flags={"ACK"}),
         SettingsFrame(0, flags={"ACK"}),
         GoAwayFrame(0, last_stream_id=9, error_code=2, additional_data=b"bye"),
-        PriorityFrame(11, depends_on=1),  # dropped (RFC 9113 deprecates priority)
-        ExtensionFrame(0xFA, 0, flag_byte=0, body=b"ignored"),  # unknown type: ignored
+        PriorityFrame(11, depends_on=1),  # returned bare (RFC 9113 deprecates priority): counted
+        ExtensionFrame(0xFA, 0, flag_byte=0, body=b"ignored"),  # unknown type: returned bare
     ]
     got = read_all(reader_after_handshake(), b"".join(frame.serialize() for frame in sequence))
     goaway_payload = (9).to_bytes(4, "big") + (2).to_bytes(4, "big") + b"bye"
@@ -85,6 +85,8 @@ def test_reference_frames_parse_to_their_fields() -> None:
         (f.PING, f.ACK, 0, b"abcdefgh", 0),
         (f.SETTINGS, f.ACK, 0, b"", 0),
         (f.GOAWAY, 0, 0, goaway_payload, 2),
+        (f.PRIORITY, 0, 11, b"", 0),
+        (0xFA, 0, 0, b"", 0),
     ]
     assert f.goaway_last_stream(goaway_payload) == 9
 

@@ -200,8 +200,8 @@ def test_data_beyond_the_stream_window_is_a_stream_error() -> None:
     pair.to_server()
     chunk = frame_head(16384, f.DATA, 0, 1) + b"z" * 16384
     events = pair.server.receive(chunk * 5)  # 81,920 bytes into a 65,535-byte window
-    assert events[-1] == (m.RESET, 1, 0x3, False)
-    assert pair.server.receive(chunk) == []  # late DATA on the reset stream: dropped
+    assert events[-2:] == [(m.RESET, 1, 0x3, False), (m.CONTROL, 0, f.DATA, False)]  # 5th: stream gone
+    assert pair.server.receive(chunk) == [(m.CONTROL, 0, f.DATA, False)]  # late DATA: dropped, counted
 
 
 def test_many_requests_keep_no_state() -> None:

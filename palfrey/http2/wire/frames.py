@@ -14,8 +14,9 @@ costs an allocation and attribute lookups), or None when the buffer holds no com
   payload is its last-stream-id and debug data: `goaway_last_stream`); WINDOW_UPDATE: value =
   the increment.
 
-PRIORITY frames (deprecated by RFC 9113 §5.3.2) and unknown types are validated and dropped;
-PUSH_PROMISE from a client is a connection error. Violations raise H2ConnectionError or, for the
+PRIORITY frames (deprecated by RFC 9113 §5.3.2) and unknown types (§5.5) carry nothing to act on
+and are returned with an empty payload only so the caller can count them (floods); PUSH_PROMISE
+from a client is a connection error. Violations raise H2ConnectionError or, for the
 cases the RFC makes stream errors, H2StreamError after the frame is consumed, so `next()` can be
 called again.
 
@@ -279,9 +280,9 @@ class FrameReader:
                 raise H2StreamError(stream_id, FRAME_SIZE_ERROR, "PRIORITY length is not 5")
             if int.from_bytes(payload[:4], "big") & STREAM_MASK == stream_id:
                 raise H2StreamError(stream_id, PROTOCOL_ERROR, "stream depends on itself")
-            return None
+            return (PRIORITY, 0, stream_id, b"", 0)
         if kind == PUSH_PROMISE:
             raise H2ConnectionError(PROTOCOL_ERROR, "PUSH_PROMISE from a client")
         if kind == CONTINUATION:
             raise H2ConnectionError(PROTOCOL_ERROR, "CONTINUATION without an open header block")
-        return None  # §5.5: unknown frame types are ignored
+        return (kind, flags, stream_id, b"", 0)  # §5.5: an unknown type, for the caller to ignore

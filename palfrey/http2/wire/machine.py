@@ -17,9 +17,12 @@ Bytes in (`receive`) give a list of events, plain tuples `(kind, stream_id, valu
   so the caller can answer 431 (RFC 9113 §10.5.1) or reset it;
 - WINDOW: the send window of stream `stream_id` (0: the connection's) grew: blocked output may go;
 - GOAWAY: value = (last stream id, error code) from the client;
-- CONTROL: value = the frame type of a PING, SETTINGS, empty non-final DATA frame or HEADERS on a
-  closed stream, for the caller's flood counters (floods.py); the machine has already answered it
-  (PING ACK, SETTINGS ACK, RST_STREAM).
+- CONTROL: value = the frame type of a frame that costs work but carries no request: PING,
+  SETTINGS, PRIORITY, an unknown type, empty non-final DATA, DATA or HEADERS on a closed stream;
+  for the caller's flood counters (floods.py). The machine has already answered it (PING ACK,
+  SETTINGS ACK, RST_STREAM). WINDOW events and small DATA (BODY events) are the caller's to count
+  too, as floods.py does today; RESET events cover both the client's resets and ours for its fault
+  (CVE-2025-8671, "MadeYouReset").
 
 Connection errors are raised (H2ConnectionError, HpackError): the caller calls `goaway(code)`,
 sends `data_to_send()` and closes. Closed streams are not remembered: a stream id at or below the
@@ -163,6 +166,8 @@ class ServerMachine:
                 events.append((CONTROL, 0, PING, False))
             elif kind == f.GOAWAY:
                 events.append((GOAWAY, 0, (f.goaway_last_stream(payload), value), False))
+            else:  # PRIORITY or an unknown type: nothing to do but count it
+                events.append((CONTROL, 0, kind, False))
 
     def _settings_acked(self) -> None:
         """Our SETTINGS took effect: a smaller INITIAL_WINDOW_SIZE than the default now also
@@ -239,6 +244,8 @@ class ServerMachine:
                 raise H2ConnectionError(PROTOCOL_ERROR, "DATA on an idle stream")
             if stream is not None:
                 self._stream_error(stream_id, STREAM_CLOSED, events)
+            else:
+                events.append((CONTROL, 0, DATA, False))  # DATA on a forgotten stream: counted
             return
         stream.window -= length
         if stream.window < 0:
