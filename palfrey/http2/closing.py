@@ -27,11 +27,9 @@ logger = logging.getLogger("palfrey.error")
 def remote_reset(conn: H2Protocol, stream_id: int) -> None:
     stream = conn.streams.get(stream_id)
     conn.blocked.pop(stream_id, None)
-    if stream is None:
-        control_frame(conn)  # a reset of a stream already done with costs work, ends nothing
-        return
-    conn.forget(stream)
-    _abandon(conn, stream)
+    if stream is not None:
+        conn.forget(stream)
+        _abandon(conn, stream)
     count_reset(conn)
 
 

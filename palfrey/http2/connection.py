@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("palfrey.error")
 
 CONNECTION_WINDOW = 16 * 1024 * 1024
+LENGTH_MISMATCH = "Request body length does not match content-length"
 MAX_HEADER_LIST = 65536  # decoded header bytes per request at most, whatever the head limits
 LINGER = 2.0  # seconds input is read and dropped after a GOAWAY before closing (as HTTP/1.1 lingers)
 
@@ -165,17 +166,13 @@ class H2Protocol(asyncio.Protocol):
             elif kind == m.RESET:
                 closing.remote_reset(self, stream_id)
             elif kind == m.TRAILERS:
-                stream = self.streams.get(stream_id)
-                if stream is not None and stream.cycle is not None:
-                    stream.cycle.end_body()
+                self._data(stream_id, b"", True)
             elif kind == m.TOO_LARGE:
                 # Over the header-list size we advertised: cut off as an HPACK bomb would be.
                 closing.calm(self, "header list over the advertised size")
             elif kind == m.GOAWAY:
                 closing.remote_goaway(self)
                 return
-            elif kind == m.MALFORMED:
-                refusals.malformed(self, stream_id, value)
             if self.discard_input or self.transport.is_closing():
                 return
         self.flush()
@@ -225,13 +222,15 @@ class H2Protocol(asyncio.Protocol):
             return
         method, scheme, path, authority, fields = head
         length = content_length(fields)
-        if length is not None:
-            if length < 0 or (ended and length):
-                self.last_stream_id = stream_id
-                refusals.malformed(self, stream_id, "Request body length does not match content-length")
-                return
-            self.h2.expect_length(stream_id, length)
-        self._open(stream_id, method, scheme, path, authority, fields, ended=ended)
+        if length is not None and (length < 0 or (ended and length)):
+            self.last_stream_id = stream_id
+            refusals.malformed(self, stream_id, LENGTH_MISMATCH)
+            return
+        stream = self._open(stream_id, method, scheme, path, authority, fields, ended=ended)
+        if stream is not None and length is not None:
+            # Checked here, not by the machine (`expect_length`): the DATA that breaks it may be in
+            # the same read as the HEADERS, decoded before this event is handled.
+            stream.expected = length
 
     def _open(
         self,
@@ -301,6 +300,12 @@ class H2Protocol(asyncio.Protocol):
         if 0 < length < SMALL_DATA and not end:
             closing.control_frame(self)  # a tiny DATA frame: mostly overhead (floods.py; empty: CONTROL)
         cycle = None if stream is None else stream.cycle
+        if stream is not None and cycle is not None and stream.expected >= 0:
+            total = cycle.received + length
+            if total > stream.expected or (end and total != stream.expected):
+                self._ack(stream_id, length)
+                refusals.malformed(self, stream_id, LENGTH_MISMATCH)  # RFC 9113 §8.1.1
+                return
         if stream is None or cycle is None or cycle.response_complete:
             self._ack(stream_id, length)  # nobody will read it: give the credit back now
             return

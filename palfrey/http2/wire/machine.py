@@ -17,9 +17,6 @@ Bytes in (`receive`) give a list of events, plain tuples `(kind, stream_id, valu
   so the caller can answer 431 (RFC 9113 §10.5.1) or reset it;
 - WINDOW: the send window of stream `stream_id` (0: the connection's) grew: blocked output may go;
 - GOAWAY: value = (last stream id, error code) from the client;
-- MALFORMED: value = why; the body broke the content-length given to `expect_length` (§8.1.1),
-  the stream is gone and RST_STREAM PROTOCOL_ERROR is queued (a RESET the caller can tell apart
-  from the client's own);
 - CONTROL: value = the frame type of a frame that costs work but carries no request: PING,
   SETTINGS, PRIORITY, an unknown type, empty non-final DATA, DATA or HEADERS on a closed stream;
   for the caller's flood counters (floods.py). The machine has already answered it (PING ACK,
@@ -55,10 +52,11 @@ from palfrey.http2.wire.hpack_decode import Decoder
 from palfrey.http2.wire.hpack_encode import Encoder
 from palfrey.http2.wire.writer import FrameWriter
 
-REQUEST, BODY, TRAILERS, RESET, REFUSED, TOO_LARGE, WINDOW, GOAWAY, CONTROL, MALFORMED = range(10)
+REQUEST, BODY, TRAILERS, RESET, REFUSED, TOO_LARGE, WINDOW, GOAWAY, CONTROL = range(9)
 Event = tuple[int, int, Any, bool]  # the value's type depends on the kind (module docstring)
 DEFAULT_WINDOW = 65535
 MAX_WINDOW = 2**31 - 1
+MAX_CONTINUATIONS = 64  # per header block, as h2 allows (frames.py)
 
 
 class Stream:
@@ -88,7 +86,7 @@ class ServerMachine:
         max_header_list_size: int = 65536,
         preface: bool = True,
     ) -> None:
-        self.reader = f.FrameReader(max_frame_size, max_header_list_size + 16384, preface)
+        self.reader = f.FrameReader(max_frame_size, max_header_list_size + 16384, preface, MAX_CONTINUATIONS)
         self.decoder = Decoder(4096, max_header_list_size)
         self.encoder = Encoder()
         self.writer = FrameWriter()
@@ -260,9 +258,7 @@ class ServerMachine:
         if expected is not None and (
             stream.received > expected or (end_stream and stream.received != expected)
         ):
-            self.writer.rst_stream(stream_id, PROTOCOL_ERROR)  # §8.1.1: malformed
-            del self.streams[stream_id]
-            events.append((MALFORMED, stream_id, "Request body length does not match content-length", False))
+            self._stream_error(stream_id, PROTOCOL_ERROR, events)  # §8.1.1: malformed
             return
         if end_stream:
             stream.remote_closed = True
