@@ -129,7 +129,7 @@ def close_with(conn: H2Protocol, code: int) -> None:
 def shutdown(conn: H2Protocol) -> None:
     """Graceful (TERM, HUP, recycling): GOAWAY once the connection is idle, or after DRAIN_BOUND.
 
-    An idle connection gets its GOAWAY at once. One with streams in flight keeps serving (new
+    An idle connection that has served a request gets its GOAWAY at once. One with streams in flight keeps serving (new
     streams too) and gets it at the first moment it has none (`idle_goaway`, from deadlines.rearm),
     the HTTP/2 analogue of `Connection: close` on HTTP/1.1's next response: the `h2` library's
     client (httpx) fails every stream still in flight when a GOAWAY arrives, even those the GOAWAY
@@ -142,9 +142,12 @@ def shutdown(conn: H2Protocol) -> None:
     for stream in conn.streams.values():
         if stream.cycle is not None:
             stream.cycle.server_draining()  # a long-lived response waiting in receive() is told to end
-    if not conn.streams:
+    if not conn.streams and conn.last_stream_id:
         send_goaway(conn)
         return
+    # Streams in flight, or a connection that has not sent its first request yet (accepted just
+    # as the drain began; its request is likely on the way, and httpx fails a request answered by
+    # GOAWAY with last stream 0 instead of retrying it): served, then GOAWAY when idle.
     conn.drain_by = conn.loop.time() + DRAIN_BOUND
     if conn.drain_by < conn.deadline:
         conn.deadline = conn.drain_by
