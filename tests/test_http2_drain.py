@@ -146,3 +146,34 @@ def test_never_idle_client_gets_goaway_within_the_bound_and_loses_nothing() -> N
         assert not promised, f"lost streams {sorted(promised)}"
         client.close()
         assert process.wait_exit(timeout=10) == 0
+
+
+def test_connection_without_a_request_yet_is_served_its_first_then_goaway() -> None:
+    """Connections accepted before TERM that have not sent a request: one sends its first request
+    during the drain and is answered, then gets GOAWAY with that stream as the last id (httpx fails,
+    not retries, a request answered by GOAWAY with last stream 0); the other never sends one and
+    gets GOAWAY(0) once the bound expires."""
+    with run_server("tests.apps.http2_apps:app", "--http2") as process:
+        first, silent = Client(process.port), Client(process.port)
+        readers = FrameReader(first.sock), FrameReader(silent.sock)
+        for reader in readers:  # the server's SETTINGS: the connection is HTTP/2 and registered
+            frame = reader.next(timeout=5)
+            assert frame is not None and frame.type == 0x4
+        process.signal(signal.SIGTERM)
+        process.wait_for_line("Shutting down")
+        stream_id = first.request("/")
+        frames = []
+        while (frame := readers[0].next(timeout=5)) is not None:
+            frames.append(frame)
+        ended = [f for f in frames if f.type == 0x0 and "END_STREAM" in f.flags and f.stream_id == stream_id]
+        goaway = [f for f in frames if isinstance(f, GoAwayFrame)]
+        assert ended and len(goaway) == 1 and goaway[0].last_stream_id == stream_id
+        assert frames.index(goaway[0]) > frames.index(ended[0])
+        frames = []
+        while (frame := readers[1].next(timeout=5)) is not None:
+            frames.append(frame)
+        goaway = [f for f in frames if isinstance(f, GoAwayFrame)]
+        assert len(goaway) == 1 and goaway[0].last_stream_id == 0 and goaway[0].error_code == 0
+        first.close()
+        silent.close()
+        assert process.wait_exit(timeout=10) == 0
