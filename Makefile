@@ -53,8 +53,8 @@ docs: $(STAMP)
 
 # --- bench: benchmarks/README.md -------------------------------------------------------------
 # Peers (uvicorn, granian, hypercorn, gunicorn, ...) live in their own venv so they never become
-# palfrey dependencies; palfrey itself runs from $(VENV). app-libs holds the same Starlette and
-# Django versions for palfrey's process. Knobs: BENCH_QUICK=1, BENCH_DURATION, BENCH_ROUNDS,
+# palfrey dependencies; palfrey itself runs from $(VENV). app-libs holds the same Starlette, Django
+# and seed-page libraries (brotli, requests, httpx) for palfrey's process. Knobs: BENCH_QUICK=1, BENCH_DURATION, BENCH_ROUNDS,
 # BENCH_WARMUP, BENCH_ONLY (scenario names/globs), BENCH_SERVERS (palfrey,uvicorn,...).
 PEERS := benchmarks/.venv-peers
 PEERS_STAMP := $(PEERS)/.installed-stamp
@@ -66,7 +66,7 @@ $(PEERS_STAMP): benchmarks/requirements-peers.txt
 	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
 	$(PEERS)/bin/python -m pip install --quiet -r benchmarks/requirements-peers.txt
 	$(PEERS)/bin/python -m pip install --quiet --upgrade --target $(PEERS)/app-libs \
-		$$($(PEERS)/bin/python -c 'import importlib.metadata as m; print(*(f"{n}=={m.version(n)}" for n in ("starlette", "django")))')
+		$$($(PEERS)/bin/python -c 'import importlib.metadata as m; print(*(f"{n}=={m.version(n)}" for n in ("starlette", "django", "brotli", "requests", "httpx")))')
 	touch $(PEERS_STAMP)
 
 # Load clients from Debian's packages when missing: wrk (HTTP/1.1), h2load (nghttp2-client, HTTP/2).

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import brotli
 import httpx
 import pytest
 
@@ -44,10 +50,36 @@ def test_plain_apps(interface: str) -> None:
         _check_plain_endpoints(server.url)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    """The harness's loopback upstream (benchmarks/bench/upstream.py), for the upstream pages."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.bench.upstream", "--port", str(port)],
+        cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and b"upstream on" in proc.stdout.readline()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 @pytest.mark.parametrize("interface", ["wsgi", "asgi"])
-def test_django_seed_views(interface: str, tmp_path) -> None:
-    pytest.importorskip("django")
-    env = {"DJANGO_SETTINGS_MODULE": "seedsite.settings", "BENCH_DJANGO_DB": str(tmp_path / "seed.sqlite3")}
+def test_django_seed_views(interface: str, tmp_path: Path, upstream: str) -> None:
+    """Every seed page answers as the harness expects, with the sync (WSGI) and async (ASGI) views."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": "seedsite.settings",
+        "BENCH_DJANGO_DB": str(tmp_path / "seed.sqlite3"),
+        "BENCH_UPSTREAM": upstream,
+    }
     app = f"seedsite.{interface}:application"
     with (
         run_server(app, "--app-dir", str(DJANGO), "--workers", "1", env=env) as server,
@@ -57,8 +89,22 @@ def test_django_seed_views(interface: str, tmp_path) -> None:
         items = client.get("/db").json()["items"]
         assert [i["id"] for i in items] == list(range(1, 11))
         page = client.get("/template")
-        assert page.status_code == 200 and page.text.count("<tr>") == 21 and "ROW-19" in page.text
-        assert client.get("/slow").json() == {"upstream": "done", "waited": 1.0}
+        assert page.status_code == 200 and page.text.count("<tr>") == 21 and "ITEM-20" in page.text
+        plain = client.get("/brotli", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and len(plain.json()["items"]) == 200
+        with client.stream("GET", "/brotli", headers={"Accept-Encoding": "br"}) as raw:
+            compressed = b"".join(raw.iter_raw())
+        assert raw.headers["content-encoding"] == "br"
+        assert json.loads(brotli.decompress(compressed))["items"] == plain.json()["items"]
+        assert len(compressed) < len(plain.content) / 4
+        started = time.monotonic()
+        assert client.get("/gateway/1").json() == {"gateway": "done", "waited": 1}
+        assert time.monotonic() - started >= 1.0
+        for via in ("requests", "httpx"):
+            assert client.get(f"/{via}").json() == {
+                "via": via,
+                "upstream": {"status": "ok", "source": "upstream"},
+            }
 
 
 def test_starlette_app() -> None:

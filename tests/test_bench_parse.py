@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from benchmarks.bench import h2idle, h2load, report, rss, wrk, wsclient
 from benchmarks.bench.results import Run, ScenarioResult, ServerResult
 from benchmarks.bench.scenarios import all_scenarios, select
+from tests.support import ROOT
 
 WRK_OK = """\
 Running 5s test @ http://127.0.0.1:8000/plaintext
@@ -144,8 +146,16 @@ def test_select_scenarios() -> None:
         "seed-json",
         "seed-db",
         "seed-template",
-        "seed-slow",
+        "seed-brotli",
+        "seed-gateway-1",
+        "seed-gateway-3",
+        "seed-gateway-10",
+        "seed-requests",
+        "seed-httpx",
     ]
+    seed = select(scenarios, only="seed-*")
+    assert all(len(s.servers) == 6 and s.connections == 2000 and s.wrk_timeout == 2 for s in seed)
+    assert [s.name for s in seed if s.upstream] == ["seed-requests", "seed-httpx"]
     only_palfrey = select(scenarios, only="asgi-json", servers="palfrey")
     assert [s.label for s in only_palfrey[0].servers] == ["palfrey"]
     assert select(scenarios, only="nothing-like-this") == []
@@ -186,14 +196,40 @@ def test_memory_ratio_and_timeout_target() -> None:
     )
     assert idle.ratio(idle.servers[0]) == pytest.approx(1.25)
     assert idle.met(idle.servers[0]) is False  # lower is better: 1.25x > 1.1x
-    slow = _result(
-        "seed-slow",
-        {"palfrey asgi w2": [Run(rate=1900.0)], "palfrey wsgi w2": [Run(rate=30.0, timeouts=5)]},
+    gevent = [Run(rate=1790.0)]
+    gateway = _result("seed-gateway-1", {"gunicorn gevent w2": gevent, "palfrey wsgi w2": [Run(rate=1900.0)]})
+    assert gateway.met(gateway.row("palfrey wsgi w2")) is True
+    late = _result(
+        "seed-gateway-1", {"gunicorn gevent w2": gevent, "palfrey wsgi w2": [Run(rate=1900.0, timeouts=5)]}
     )
-    assert slow.met(slow.row("palfrey asgi w2")) is True
-    assert slow.met(slow.row("palfrey wsgi w2")) is False
-    starved = _result("seed-slow", {"palfrey asgi w2": [Run(rate=200.0, unanswered=600)]})
-    assert starved.met(starved.row("palfrey asgi w2")) is False  # no late response, but some never came
+    assert late.met(late.row("palfrey wsgi w2")) is False
+    starved = _result(
+        "seed-gateway-1",
+        {"gunicorn gevent w2": gevent, "palfrey wsgi w2": [Run(rate=1900.0, unanswered=600)]},
+    )
+    assert starved.met(starved.row("palfrey wsgi w2")) is False  # no late response, but some never came
+
+
+def test_thread_ceiling_target_and_wrk_headers() -> None:
+    """The CPU-bound WSGI row judges the peak thread count; seed rows can send headers (brotli)."""
+    ref = [Run(rate=900.0, p99_s=0.2, threads=17)]
+    calm = _result(
+        "wsgi-cpu-c64", {"palfrey wsgi t16": ref, "palfrey wsgi": [Run(rate=950.0, p99_s=0.1, threads=3)]}
+    )
+    assert calm.met(calm.row("palfrey wsgi")) is True
+    grew = _result(
+        "wsgi-cpu-c64", {"palfrey wsgi t16": ref, "palfrey wsgi": [Run(rate=950.0, p99_s=0.1, threads=200)]}
+    )
+    assert grew.met(grew.row("palfrey wsgi")) is False
+    text = report.render(
+        [grew], {"cpu": "test"}, {"date": "today"}, {"server": "0", "client": "1", "timeout": 5}
+    )
+    assert "Peak threads (whole process tree): palfrey wsgi 200, palfrey wsgi t16 17." in text
+    brotli = next(s for s in all_scenarios() if s.name == "seed-brotli")
+    argv = wrk.WrkCommand(
+        "http://x/brotli", 2000, 10, timeout_s=brotli.wrk_timeout, headers=brotli.headers
+    ).argv()
+    assert argv[argv.index("-H") + 1] == "Accept-Encoding: br" and "2s" in argv
 
 
 def test_report_renders_na_rows_with_reasons() -> None:
@@ -223,6 +259,37 @@ def test_rss_of_a_process_tree() -> None:
         child.kill()
         child.wait(timeout=5)
     assert rss.rss_bytes(child.pid) == 0  # gone
+
+
+def test_seed_chart_draws_every_panel(tmp_path) -> None:
+    """The seed chart takes a run with n/a rows and writes a PNG (in the peers' Python, which has
+    matplotlib), or says why not."""
+    code = (
+        "import sys, pathlib\n"
+        "from benchmarks.bench.results import Run, ScenarioResult, ServerResult\n"
+        "from benchmarks.bench.scenarios import all_scenarios\n"
+        "from benchmarks.bench.seedchart import draw_seed\n"
+        "results = []\n"
+        "for s in all_scenarios():\n"
+        "    if s.name.startswith('seed-'):\n"
+        "        rows = [ServerResult(x.label, x.key, runs=[Run(rate=100.0, p99_s=1.5, timeouts=3, rss_bytes=50 << 20)])\n"
+        "                for x in s.servers[:-1]]\n"
+        "        rows.append(ServerResult(s.servers[-1].label, s.servers[-1].key, error='did not start'))\n"
+        "        results.append(ScenarioResult(s, rows))\n"
+        "print(draw_seed(results, pathlib.Path(sys.argv[1])))\n"
+    )
+    python = ROOT / "benchmarks" / ".venv-peers" / "bin" / "python"
+    if not python.exists():
+        python = Path(sys.executable)
+    out = tmp_path / "seed.png"
+    done = subprocess.run(
+        [str(python), "-c", code, str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    reason = done.stdout.strip()
+    assert (reason == "None" and out.stat().st_size > 10_000) or "matplotlib is not installed" in reason, (
+        reason
+    )
 
 
 H2LOAD_FAILING = """\

@@ -114,7 +114,9 @@ def test_log_level_warning() -> None:
 
 @pytest.mark.parametrize("level", ["info", "debug", "trace"])
 def test_log_level_debug_and_trace(level: str) -> None:
-    with run_server(APP, "--log-level", level, "--timeout-request-header", "0.1") as server:
+    # 1 s, not less: the marker request below must not itself run into the deadline when the test
+    # process is descheduled between connecting and sending on a loaded machine.
+    with run_server(APP, "--log-level", level, "--timeout-request-header", "1") as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as slow:
             slow.sendall(b"GET /slow HTTP/1.1\r\n")
             assert read_until_close(slow).startswith(b"HTTP/1.1 408")

@@ -44,6 +44,11 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
     if path == "/sleep":
         time.sleep(SLEEP_SECONDS)
         return _respond(start_response, "200 OK", _TEXT, PLAINTEXT)
+    if path == "/cpu":  # a view that computes (~2 ms of pure Python: templating, serialising, ...)
+        total = 0
+        for i in range(40_000):
+            total += i * i % 7
+        return _respond(start_response, "200 OK", _TEXT, b"%d" % total)
     if path == "/gateway":  # a view waiting 1 s on an upstream (the seed's gateway page, without Django)
         time.sleep(1.0)
         return _respond(start_response, "200 OK", _TEXT, PLAINTEXT)

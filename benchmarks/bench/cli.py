@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.bench import chart, machine, report
+from benchmarks.bench import chart, machine, report, seedchart
+from benchmarks.bench.process import start_upstream
 from benchmarks.bench.results import ScenarioResult
 from benchmarks.bench.runner import Settings, run_scenario
 from benchmarks.bench.scenarios import H2_IDLE, IDLE_RSS, WS_IDLE, Scenario, all_scenarios, select
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     from seedsite.db import ensure_database
 
     server_cpu, client_cpu = _cpus()
+    upstream = start_upstream(run_dir) if any(s.upstream for s in scenarios) else None
     settings = Settings(
         args.duration,
         args.rounds,
@@ -142,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_database(run_dir / "seed.sqlite3"),
         server_cpu,
         client_cpu,
+        upstream.url if upstream is not None else "",
     )
     pairs = sum(len(s.servers) for s in scenarios)
     estimate = sum(_seconds_per_round(s, args) * len(s.servers) * args.rounds for s in scenarios) / 60
@@ -157,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         interrupted = True
         print("bench: interrupted; writing the scenarios that finished", file=sys.stderr)
+    finally:
+        if upstream is not None:
+            upstream.stop()
 
     minutes = (time.monotonic() - started) / 60
     header = {
@@ -180,6 +186,15 @@ def main(argv: list[str] | None = None) -> int:
         why_no_chart = chart.draw(results, args.out / "latest.png", f"{header['date']} · {header['rounds']}")
     except Exception as exc:  # a chart bug must not cost the measurements, which are already written
         why_no_chart = f"chart failed: {exc!r}"
+    if any(r.scenario.name.startswith("seed-") for r in results):
+        try:
+            why_no_seed = seedchart.draw_seed(
+                results, args.out / "seed.png", f"{header['date']} · {header['rounds']}"
+            )
+        except Exception as exc:  # as above: the measurements are already written
+            why_no_seed = f"chart failed: {exc!r}"
+        if why_no_seed:
+            print(f"bench: no seed chart: {why_no_seed}")
     print(f"bench: wrote {args.out / 'latest.md'}" + (f" (no chart: {why_no_chart})" if why_no_chart else ""))
     print(f"bench: done in {minutes:.1f} min")
     return 130 if interrupted else 0

@@ -153,3 +153,34 @@ def _why(server: Running, what: str) -> str:
     status = f"exit code {code}" if code is not None else "still running"
     tail = server.log_tail(3)
     return f"{what} ({status}){': ' + tail if tail else ''}"
+
+
+@dataclass
+class Upstream:
+    """The loopback upstream the seed's requests/httpx pages call (benchmarks/bench/upstream.py)."""
+
+    running: Running
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.running.port}"
+
+    def stop(self) -> None:
+        self.running.stop(5.0)
+
+
+def start_upstream(run_dir: Path) -> Upstream:
+    """Start the upstream in this (the peers') Python and wait until it answers."""
+    import sys
+
+    port = free_port()
+    argv = [sys.executable, "-m", "benchmarks.bench.upstream", "--port", str(port)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    root = Path(__file__).resolve().parents[2]
+    running = spawn(argv, port, run_dir / "upstream.log", env, cwd=root)
+    try:
+        wait_ready(running, "/?delay=0", deadline_s=20.0)
+    except BaseException:
+        running.stop(5.0)
+        raise
+    return Upstream(running)

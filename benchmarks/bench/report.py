@@ -217,6 +217,9 @@ def scenario_section(result: ScenarioResult, placement: str) -> list[str]:
         header = ["server", "RSS MiB", f"RSS ratio to {scenario.reference}", "target", "met?"]
         rows = [_rss_row(result, s) for s in result.servers]
     lines += _table(header, rows)
+    if scenario.target is not None and scenario.target.threads_at_most is not None:
+        peaks = [f"{s.label} {max(s.values('threads')):.0f}" for s in result.servers if s.values("threads")]
+        lines += ["", f"Peak threads (whole process tree): {', '.join(peaks) or 'n/a'}."]
     notes = [f"- {s.label}: {s.error}" for s in result.servers if s.error]
     if notes:
         lines += ["", "n/a or incomplete:", "", *notes]
@@ -280,4 +283,6 @@ def render(
     for result in results:
         lines += scenario_section(result, pinned)
     lines += ["Chart: [latest.png](latest.png) (throughput ratio to each scenario's reference)."]
+    if any(r.scenario.name.startswith("seed-") for r in results):
+        lines += ["", "Seed table chart: [seed.png](seed.png) (req/s, failed requests, p99, RSS per page)."]
     return "\n".join(lines) + "\n"

@@ -29,6 +29,7 @@ class Run:
     base_rss_bytes: int | None = None  # memory kinds: before the connections were opened
     connections: int | None = None  # memory/ws kinds: connections actually open
     deflate: int | None = None  # idle WebSocket rows: connections with permessage-deflate accepted
+    threads: int | None = None  # HTTP rows: peak threads of the server's process tree during the run
     # h2load rows (benchmarks/bench/h2load.py has h2load's meanings): streams that did not complete
     # successfully, the part of them ended by a stream or connection error, and (fixed-count runs)
     # requests never finished. A server that fails streams must not look fast: the report shows all.
@@ -142,6 +143,11 @@ class ScenarioResult:
             checks.append(sum(server.total(n) for n in ("failed", "not_done", "timeouts")) == 0)
         if target.no_timeouts:
             checks.append(server.total("timeouts") + server.total("unanswered") == 0)
+        if target.threads_at_most is not None:
+            peaks = server.values("threads")
+            if not peaks:
+                return None
+            checks.append(max(peaks) <= target.threads_at_most)
         return all(checks)
 
     def to_dict(self) -> dict[str, object]:

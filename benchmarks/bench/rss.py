@@ -53,19 +53,33 @@ def tree_rss_bytes(root: int) -> int:
     return sum(rss_bytes(pid) for pid in process_tree(root))
 
 
+def tree_threads(root: int) -> int:
+    """Threads of the whole tree, as the kernel counts them (0 for processes gone meanwhile)."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            total += len(list((PROC / str(pid) / "task").iterdir()))
+        except OSError:
+            pass
+    return total
+
+
 class PeakSampler:
-    """Samples a tree's RSS on a thread until stopped and keeps the peak (load changes memory)."""
+    """Samples a tree's RSS and thread count on a thread until stopped and keeps the peaks (load
+    changes memory; an adaptive pool's size is the thread count)."""
 
     def __init__(self, root: int, interval: float = 0.25) -> None:
         self.root = root
         self.interval = interval
         self.peak = 0
+        self.peak_threads = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while True:
             self.peak = max(self.peak, tree_rss_bytes(self.root))
+            self.peak_threads = max(self.peak_threads, tree_threads(self.root))
             if self._stop.wait(self.interval):
                 return
 

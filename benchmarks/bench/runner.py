@@ -42,6 +42,7 @@ class Settings:
     django_db: Path
     server_cpu: str | None  # taskset CPU list for pinned servers, None: no pinning
     client_cpu: str | None
+    upstream: str = ""  # the loopback upstream's URL, when a selected scenario needs it
 
 
 def _pinned(cpu: str | None, argv: list[str]) -> list[str]:
@@ -59,7 +60,9 @@ def start_server(scenario: Scenario, spec: ServerSpec, settings: Settings, resul
     result.argv = argv
     cpu = settings.server_cpu if scenario.pinned else None
     log = settings.run_dir / f"{scenario.name}--{_slug(spec.label)}.log"
-    server = spawn(_pinned(cpu, argv), port, log, server_env(spec, settings.django_db), cwd=ROOT)
+    server = spawn(
+        _pinned(cpu, argv), port, log, server_env(spec, settings.django_db, settings.upstream), cwd=ROOT
+    )
     h2 = scenario.kind in (H2, H2_IDLE)  # granian --http 2 answers HTTP/2 only
     try:
         deadline = 60.0 if spec.key == "palfrey" else 45.0
@@ -76,7 +79,7 @@ def start_server(scenario: Scenario, spec: ServerSpec, settings: Settings, resul
 
 def _probe(scenario: Scenario, server: Running) -> None:
     """One request as wrk will send it: a 404 or a wrong echo must not be benchmarked as a success."""
-    conn = http.client.HTTPConnection(HOST, server.port, timeout=10)
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=30)  # the 10 s seed page answers in 10 s
     try:
         body = b"a" * scenario.post_size if scenario.post_size else None
         conn.request("POST" if body else "GET", scenario.path, body=body)
@@ -143,14 +146,21 @@ def _measure_http(scenario: Scenario, server: Running, settings: Settings) -> Ru
     cpus = settings.client_cpu if scenario.pinned else None
     script = wrk.post_script(settings.run_dir, scenario.post_size) if scenario.post_size else None
     duration = max(settings.duration, scenario.min_duration)
-    timeout = wrk.WrkCommand(url, 1, 1).timeout_s
+    timeout = scenario.wrk_timeout
     try:
         if scenario.warmup and settings.warmup > 0:
             warm = min(scenario.connections, WARMUP_CONNECTIONS)
             wrk.run(wrk.WrkCommand(url, warm, settings.warmup, threads=1, script=script, cpus=cpus))
         with PeakSampler(server.pid) as rss:
             command = wrk.WrkCommand(
-                url, scenario.connections, duration, threads=threads, script=script, cpus=cpus
+                url,
+                scenario.connections,
+                duration,
+                threads=threads,
+                timeout_s=timeout,
+                script=script,
+                cpus=cpus,
+                headers=scenario.headers,
             )
             result = wrk.run(command)
     except wrk.WrkError as exc:
@@ -168,6 +178,7 @@ def _measure_http(scenario: Scenario, server: Running, settings: Settings) -> Ru
         unanswered=max(0, scenario.connections - result.requests) if duration > timeout else 0,
         rss_bytes=rss.peak,
         connections=scenario.connections,
+        threads=rss.peak_threads,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import os
 from dataclasses import dataclass, field
 
 from benchmarks.bench.servers import (
@@ -33,6 +34,7 @@ class Target:
     max_ratio: float | None = None
     p99_at_most_reference: bool = False
     no_timeouts: bool = False
+    threads_at_most: int | None = None  # peak threads of the server's process tree
     no_failed: bool = False  # h2load rows: no failed, errored, timed-out or unfinished request
 
 
@@ -54,6 +56,9 @@ class Scenario:
     target: Target | None = None
     notes: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+    wrk_timeout: int = 5  # wrk --timeout (s); the seed table uses wrk's default, 2
+    headers: tuple[str, ...] = ()  # extra request headers (wrk -H)
+    upstream: bool = False  # the pages call the harness's loopback upstream (benchmarks/bench/upstream.py)
 
     @property
     def metric(self) -> str:
@@ -97,38 +102,79 @@ def _wsgi_peers(threads: int = WSGI_THREADS) -> tuple[ServerSpec, ...]:
     )
 
 
+SEED_SYNC = "gunicorn sync w5"
+SEED_GEVENT = "gunicorn gevent w2"
+SEED_PALFREY = ("palfrey wsgi w2",)
+WRK_DEFAULT_TIMEOUT = 2  # the seed runs wrk without --timeout
+SEED_SECONDS = 10  # the seed's -d10s
+
+
 def _seed_servers() -> tuple[ServerSpec, ...]:
-    # Published setup: gunicorn sync with 2xcores+1 workers; the others one worker per core.
+    """The seed's setups: gunicorn sync with 2xcores+1 workers, gevent with 1,000 connections per
+    worker (the seed's own), the rest one worker per core with their defaults."""
     return (
         palfrey(
             DJANGO_WSGI, "--interface", "wsgi", "--workers", "2", label="palfrey wsgi w2", interface="wsgi"
         ),
         palfrey(DJANGO_ASGI, "--workers", "2", label="palfrey asgi w2"),
         gunicorn(DJANGO_WSGI, "sync", workers=5),
+        gunicorn(DJANGO_WSGI, "gthread", workers=2, threads=WSGI_THREADS),
+        gunicorn(DJANGO_WSGI, "gevent", workers=2, extra=("--worker-connections", "1000")),
         granian(DJANGO_WSGI, "wsgi", workers=2, label="granian wsgi w2"),
     )
 
 
-def _seed(view: str, title: str, target: Target | None = None, slow: bool = False) -> Scenario:
+def _seed(
+    page: str,
+    title: str,
+    reference: str = SEED_SYNC,
+    target: Target | None = None,
+    **kw: object,
+) -> Scenario:
+    """One seed page, driven as the seed drives it: 2,000 connections, 10 s, wrk's 2 s timeout,
+    fresh processes per round, no warm-up (a warm-up would leave slow requests queued behind)."""
     return Scenario(
-        f"seed-{view}",
+        f"seed-{page.replace('/', '-')}",
         f"Seed table: Django {title}, 2,000 connections",
         HTTP,
         _seed_servers(),
-        "gunicorn sync w5",
-        path=f"/{view}",
+        reference,
+        path=f"/{page}",
         ready_path="/json",
         connections=2000,
         pinned=False,
-        # A slow view's warm-up would leave a queue of 1 s requests behind in servers that do not
-        # drop work for clients that left; each round starts fresh processes instead.
-        # 2,000 connections take a moment to ramp up: a 1 s quick round would measure only that.
-        min_duration=TIMEOUT_VISIBLE if slow else 3,
-        warmup=not slow,
+        min_duration=SEED_SECONDS,
+        warmup=False,
         restart_each_round=True,
         target=target,
-        notes="Several workers per server: nothing pinned, wrk (2 threads) shares both cores.",
+        wrk_timeout=WRK_DEFAULT_TIMEOUT,
+        notes="wrk's default 2 s timeout. Several workers per server: nothing pinned, wrk (2 threads) "
+        "shares both cores.",
+        **kw,  # type: ignore[arg-type]
     )
+
+
+def _seed_scenarios() -> list[Scenario]:
+    at_least_sync = Target("≥ gunicorn sync", servers=SEED_PALFREY, min_ratio=1.0)
+    at_least_gevent = Target("≥ gunicorn gevent", servers=SEED_PALFREY, min_ratio=1.0)
+    return [
+        _seed("json", "JSON view", target=at_least_sync),
+        _seed("db", "SQLite query → JSON", target=at_least_sync),
+        _seed("template", "SQLite query → HTML template", target=at_least_sync),
+        _seed("brotli", "Brotli-compressed JSON (11.5 KiB → 0.7 KiB)", headers=("Accept-Encoding: br",)),
+        _seed(
+            "gateway/1",
+            "view waiting 1 s on a gateway",
+            SEED_GEVENT,
+            Target("≥ gunicorn gevent, no timeouts", servers=SEED_PALFREY, min_ratio=1.0, no_timeouts=True),
+        ),
+        _seed("gateway/3", "view waiting 3 s on a gateway", SEED_GEVENT),
+        _seed("gateway/10", "view waiting 10 s on a gateway", SEED_GEVENT),
+        _seed(
+            "requests", "view calling an upstream with requests", SEED_GEVENT, at_least_gevent, upstream=True
+        ),
+        _seed("httpx", "view calling an upstream with httpx", SEED_GEVENT, at_least_gevent, upstream=True),
+    ]
 
 
 def all_scenarios() -> list[Scenario]:
@@ -287,15 +333,27 @@ def all_scenarios() -> list[Scenario]:
             ),
             notes="The adaptive pool (--threads auto) against gevent's monkey-patched greenlets.",
         ),
-        _seed("json", "JSON view"),
-        _seed("db", "SQLite query → JSON"),
-        _seed("template", "template view"),
-        _seed(
-            "slow",
-            "view waiting 1 s (slow upstream)",
-            Target("no timeouts", servers=("palfrey wsgi w2", "palfrey asgi w2"), no_timeouts=True),
-            slow=True,
+        Scenario(
+            "wsgi-cpu-c64",
+            "WSGI CPU-bound view (~2 ms of Python), 64 connections, 1 worker: --threads auto vs 16",
+            HTTP,
+            (
+                palfrey(WSGI, "--interface", "wsgi", label="palfrey wsgi", interface="wsgi"),
+                palfrey(
+                    WSGI, "--interface", "wsgi", "--threads", "16", label="palfrey wsgi t16", interface="wsgi"
+                ),
+            ),
+            "palfrey wsgi t16",
+            path="/cpu",
+            target=Target(
+                "threads ≤ 2x cores (+ the loop's), p99 ≤ a fixed 16-thread pool's",
+                servers=("palfrey wsgi",),
+                p99_at_most_reference=True,
+                threads_at_most=2 * len(os.sched_getaffinity(0)) + 1,
+            ),
+            notes="The adaptive pool must not grow for an app that computes.",
         ),
+        *_seed_scenarios(),
         *http2_scenarios(),
     ]
 

@@ -41,7 +41,7 @@ class ServerSpec:
         return self.command(port, aux_port)
 
 
-def server_env(spec: ServerSpec, django_db: Path) -> dict[str, str]:
+def server_env(spec: ServerSpec, django_db: Path, upstream: str = "") -> dict[str, str]:
     """The environment every server gets: apps importable, nothing inherited that changes behaviour."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PALFREY_", "GRANIAN_", "UVICORN_"))}
     for name in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "GUNICORN_CMD_ARGS", "VIRTUAL_ENV", "PYTHONHOME"):
@@ -52,6 +52,8 @@ def server_env(spec: ServerSpec, django_db: Path) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["DJANGO_SETTINGS_MODULE"] = "seedsite.settings"
     env["BENCH_DJANGO_DB"] = str(django_db)
+    if upstream:
+        env["BENCH_UPSTREAM"] = upstream  # the seed's requests/httpx pages call it
     env["PYTHONUNBUFFERED"] = "1"
     env.update(spec.extra_env)
     return env

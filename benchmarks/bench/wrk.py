@@ -89,11 +89,14 @@ class WrkCommand:
     timeout_s: int = 5
     script: Path | None = None
     cpus: str | None = None  # taskset list for wrk itself
+    headers: tuple[str, ...] = ()
 
     def argv(self) -> list[str]:
         argv = ["taskset", "-c", self.cpus] if self.cpus else []
         argv += ["wrk", f"-t{self.threads}", f"-c{self.connections}", f"-d{self.duration_s}s"]
         argv += ["--latency", "--timeout", f"{self.timeout_s}s"]
+        for header in self.headers:
+            argv += ["-H", header]
         if self.script is not None:
             argv += ["-s", str(self.script)]
         return [*argv, self.url]

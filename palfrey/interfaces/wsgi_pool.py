@@ -5,14 +5,17 @@ the whole wait while using no CPU, so a fixed pool of 16 caps a worker at 16 wai
 for a 1 s gateway page). A thread that waits releases the GIL and costs tens of KiB of memory, so the
 answer to waiting apps is more threads, but for an app that computes, more threads only add GIL
 contention and latency. The pool tells the two apart by measuring: while requests queue with every
-thread busy, it samples the process's CPU time against wall time (`time.process_time()`, every
-thread's CPU including the event loop's) over a short window. Under `GROW_BELOW` of one core the
-threads are waiting, not computing, and the pool doubles (bounded by the queue and the ceiling);
-at or above it the process is CPU-bound (the GIL lets Python use about one core) and it stays.
+thread busy, it samples the process's CPU time against wall time (`time.process_time()`) over a
+short window, less the event loop thread's own (`time.thread_time()`, read on the loop, where the
+check runs): the loop accepting and parsing a burst of 2,000 connections is not the app computing,
+and counting it held the pool at 2-3 threads for the first ~0.6 s of such a burst while 1,000
+requests of a 1 s page waited. Under `GROW_BELOW` of one core the threads are waiting, not
+computing, and the pool doubles (bounded by the queue and the ceiling); at or above it the app is
+CPU-bound (the GIL lets Python use about one core) and the pool stays.
 
 CPU time received understates what a CPU-bound app wants when the host is short of CPU (other
 processes, a cgroup quota): its threads then wait in the kernel's run queue. On Linux the pool adds
-that wait (`run_delay` in /proc/self/task/<tid>/schedstat) for its threads and the loop's while it
+that wait (`run_delay` in /proc/self/task/<tid>/schedstat) for its threads while it
 has at most `RUN_DELAY_THREADS` threads (one ~5 µs read each per check); a pool that large has
 already been shown to be waiting on I/O.
 
@@ -106,7 +109,7 @@ class ThreadPool:
         self._closed = False
         self._check: asyncio.TimerHandle | None = None
         self._sample: tuple[float, float] = (0.0, 0.0)  # (wall, CPU wanted) at the last check
-        self._tids: set[int] = set()  # kernel thread ids of the pool's threads and the loop's
+        self._tids: set[int] = set()  # kernel thread ids of the pool's threads (not the loop's)
         _POOLS.add(self)
 
     @property
@@ -149,7 +152,6 @@ class ThreadPool:
         except RuntimeError:
             return  # not called from a loop (a unit test's thread): no growth
         if sample is None:
-            self._tids.add(threading.get_native_id())
             sample = (time.monotonic(), _wanted(list(self._tids)))
         self._sample = sample
         self._check = loop.call_later(SAMPLE_INTERVAL, self._grow)
@@ -231,8 +233,9 @@ class ThreadPool:
 
 
 def _wanted(tids: list[int]) -> float:
-    """Seconds of CPU the process has used, plus (few threads, Linux) its threads' run-queue waits."""
-    wanted = time.process_time()
+    """Seconds of CPU the process has used outside the calling thread (the event loop's: the growth
+    check runs on it), plus (few threads, Linux) the pool threads' run-queue waits."""
+    wanted = time.process_time() - time.thread_time()
     if len(tids) <= RUN_DELAY_THREADS:
         wanted += _run_delay(tids)
     return wanted

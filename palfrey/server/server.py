@@ -27,7 +27,7 @@ from palfrey.http.protocol import HttpProtocol
 from palfrey.importer import AppLoadError, detect_interface, load_app, log_app_load_error
 from palfrey.interfaces.asgi2 import ASGI2Middleware
 from palfrey.lifespan import Lifespan
-from palfrey.server.accept import Acceptor
+from palfrey.server.accept import Acceptor, connection_room
 from palfrey.server.sockets import bind_sockets, describe
 from palfrey.server.state import ServerState
 
@@ -241,6 +241,7 @@ class Server:
             ssl=ssl_context,
             backlog=config.backlog,
             on_exhausted=metrics.accept_exhausted_episode if metrics is not None else None,
+            room=None if config.reuse_port else connection_room(app, state.connections),
         )
         try:
             self._acceptor.start()

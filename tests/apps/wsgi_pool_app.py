@@ -2,12 +2,14 @@
 
 ``/sleep?s=`` waits like a view calling a slow upstream, ``/spin?s=`` computes for that long, and
 ``/pool`` reports what the app saw: the most requests in the app at once and the most pool threads
-alive at a request's start (``?reset=1`` starts over).
+alive at a request's start (``?reset=1`` starts over). Every response names the worker that served
+it (``x-pid``), for the accept-distribution tests.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -47,5 +49,5 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[byt
     finally:
         with _lock:
             _seen["active"] -= 1
-    start_response("200 OK", [("Content-Type", "text/plain")])
+    start_response("200 OK", [("Content-Type", "text/plain"), ("x-pid", str(os.getpid()))])
     return [b"done"]
