@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import h2.errors
 
 from palfrey.http.cycle_limits import check_timeout
-from palfrey.http2 import refusals
+from palfrey.http2 import closing, refusals
 
 if TYPE_CHECKING:
     from palfrey.http.cycle import RequestCycle
@@ -61,6 +61,9 @@ def rearm(conn: H2Protocol) -> None:
             conn.deadline = _stall_deadline(conn)
         return
     if conn.deadline_kind != IDLE:
+        if conn.drain_by < INF:
+            closing.idle_goaway(conn)  # draining, and the last stream is done: GOAWAY now
+            return
         conn.deadline_kind = IDLE
         conn.deadline = conn.loop.time() + conn.state.timeout_keep_alive
 
@@ -74,7 +77,7 @@ def stalled(conn: H2Protocol, at: float) -> None:
 
 def _stall_deadline(conn: H2Protocol) -> float:
     timeout = conn.state.slow.send_timeout
-    deadline = conn.paused_at + timeout if conn.write_paused else INF
+    deadline = conn.paused_at + timeout if conn.write_paused else conn.drain_by
     for stream in conn.blocked.values():
         at = stream.blocked_since + timeout
         if at < deadline:
@@ -132,6 +135,9 @@ def check_deadline(conn: H2Protocol, now: float) -> None:
             conn.close_with(h2.errors.ErrorCodes.NO_ERROR)
             return
     else:
+        if now >= conn.drain_by and not conn.goaway:
+            logger.debug("HTTP/2 connection from %s not idle within the drain bound; GOAWAY", conn.client)
+            closing.send_goaway(conn)
         timeout = conn.state.slow.send_timeout
         if conn.write_paused and now >= conn.paused_at + timeout:
             logger.warning("Client did not read the response for %gs; aborting the connection", timeout)
