@@ -106,6 +106,7 @@ class PalfreyWorker(GunicornMetrics, Worker):  # type: ignore[misc]  # gunicorn 
         route_palfrey_logs(self.log)
         server = self.server = Server(config)
         server.install_signal_handlers = False  # gunicorn's signal vocabulary, installed below
+        server.shares_listeners = self.cfg.workers > 1  # siblings to leave connections to (accept.py)
         server.prepare_state = self._prepare_state
         if config.is_ssl and not is_default(self.cfg, "ssl_context"):
             server.build_ssl_context = self._ssl_context

@@ -55,8 +55,9 @@ def test_two_workers_split_connections_at_the_cap() -> None:
 
 
 def test_a_lone_worker_accepts_past_its_cap() -> None:
-    """One process, --threads-max 4, 16 blocking connections: nobody else can take them, so the
-    worker accepts beyond the cap (the extra requests wait for a thread) and answers all of them."""
+    """One process, --threads-max 4, 16 blocking connections: nobody else reads the listener, so the
+    server has no cap at all (the extra requests wait for a thread at once) and answers all of them.
+    The overflow path of a worker that does have siblings is the stuck-sibling test below."""
     args = ("--interface", "wsgi", "--threads-max", "4", "--no-access-log")
     with run_server(APP, *args) as server:
         results = blocking_requests(server.port, 16, 0.2)

@@ -5,9 +5,8 @@ out. Floods are counted by floods.py (resets, ours for the client's fault includ
 frames); past a limit the connection gets GOAWAY ENHANCE_YOUR_CALM. An HPACK block that cannot be
 decoded is a COMPRESSION_ERROR (RFC 9113 §4.3, wire/hpack_decode.py), one that decodes past our
 header-list limit ENHANCE_YOUR_CALM (the decoder stops collecting there: the decoded size is never
-allocated). A graceful
-shutdown (TERM, HUP, recycling) sends GOAWAY with the last stream taken and finishes the streams
-in flight.
+allocated). A graceful shutdown (TERM, HUP, recycling) sends GOAWAY with the last stream taken once
+the connection has no stream in flight (or after DRAIN_BOUND) and finishes the streams up to it.
 """
 
 from __future__ import annotations
@@ -22,6 +21,13 @@ if TYPE_CHECKING:
     from palfrey.http2.stream import H2Stream
 
 logger = logging.getLogger("palfrey.error")
+
+INF = float("inf")
+# How long a draining connection with streams in flight may wait for an idle moment before its
+# GOAWAY goes anyway: ten times the 100 ms in which a draining worker still answers HTTP/1.1
+# keep-alive requests (with `Connection: close`) before closing idle connections. Far under the
+# graceful-shutdown timeout (30 s by default), so the streams up to the GOAWAY's id still finish.
+DRAIN_BOUND = 1.0
 
 
 def remote_reset(conn: H2Protocol, stream_id: int) -> None:
@@ -105,17 +111,44 @@ def close_with(conn: H2Protocol, code: int) -> None:
 
 
 def shutdown(conn: H2Protocol) -> None:
-    """Graceful: GOAWAY with the last stream taken; in-flight streams finish, then we close.
+    """Graceful (TERM, HUP, recycling): GOAWAY once the connection is idle, or after DRAIN_BOUND.
 
-    The machine is not told (`ServerMachine.goaway` would ignore streams opened after it);
-    streams the client opens after it are
-    refused, so the client knows they were never processed and may retry them elsewhere.
+    An idle connection that has served a request gets its GOAWAY at once. One with streams in flight keeps serving (new
+    streams too) and gets it at the first moment it has none (`idle_goaway`, from deadlines.rearm),
+    the HTTP/2 analogue of `Connection: close` on HTTP/1.1's next response: the `h2` library's
+    client (httpx) fails every stream still in flight when a GOAWAY arrives, even those the GOAWAY
+    promises to finish, while the streams it opens after the GOAWAY's last id are retried on a new
+    connection. A client never idle (multiplexing back to back) gets its GOAWAY when the bound
+    expires (the sweep, deadlines.check_deadline) and its streams up to the last id are finished.
     """
-    if conn.goaway:
+    if conn.goaway or conn.drain_by < INF:
         return
     for stream in conn.streams.values():
         if stream.cycle is not None:
             stream.cycle.server_draining()  # a long-lived response waiting in receive() is told to end
+    if not conn.streams and conn.last_stream_id:
+        send_goaway(conn)
+        return
+    # Streams in flight, or a connection that has not sent its first request yet (accepted just
+    # as the drain began; its request is likely on the way, and httpx fails a request answered by
+    # GOAWAY with last stream 0 instead of retrying it): served, then GOAWAY when idle.
+    conn.drain_by = conn.loop.time() + DRAIN_BOUND
+    if conn.drain_by < conn.deadline:
+        conn.deadline = conn.drain_by
+
+
+def idle_goaway(conn: H2Protocol) -> None:
+    """The last stream in flight is done while draining: the GOAWAY goes now."""
+    if not conn.goaway and conn.drain_by < INF:
+        send_goaway(conn)
+
+
+def send_goaway(conn: H2Protocol) -> None:
+    """GOAWAY NO_ERROR with the last stream taken; in-flight streams finish, then we close.
+
+    The machine is not told (`ServerMachine.goaway` would ignore streams opened after it);
+    streams the client opens after it are refused, so the client knows they were never processed and may retry them elsewhere.
+    """
     conn.flush()  # before `goaway` is set: with no stream left, a flush after it shuts the write side
     conn.goaway = True
     conn.h2.writer.goaway(conn.last_stream_id, 0)

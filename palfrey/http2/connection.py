@@ -74,6 +74,7 @@ class H2Protocol(asyncio.Protocol):
         self.write_paused = False
         self.flush_handle: asyncio.Handle | None = None
         self.goaway = False
+        self.drain_by = INF  # draining with streams in flight: GOAWAY when idle, or by then (closing.py)
         self.discard_input = False  # a connection error was answered with GOAWAY: input is ignored
         self.last_stream_id = 0
         self.floods = FloodGuard(self.loop.time(), max_streams)

@@ -33,7 +33,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from palfrey.http.cycle_limits import check_timeout
-from palfrey.http2 import refusals
+from palfrey.http2 import closing, refusals
 from palfrey.http2.wire.errors import ENHANCE_YOUR_CALM, NO_ERROR
 
 if TYPE_CHECKING:
@@ -60,6 +60,9 @@ def rearm(conn: H2Protocol) -> None:
             conn.deadline = _stall_deadline(conn)
         return
     if conn.deadline_kind != IDLE:
+        if conn.drain_by < INF:
+            closing.idle_goaway(conn)  # draining, and the last stream is done: GOAWAY now
+            return
         conn.deadline_kind = IDLE
         conn.deadline = conn.loop.time() + conn.state.timeout_keep_alive
 
@@ -73,7 +76,7 @@ def stalled(conn: H2Protocol, at: float) -> None:
 
 def _stall_deadline(conn: H2Protocol) -> float:
     timeout = conn.state.slow.send_timeout
-    deadline = conn.paused_at + timeout if conn.write_paused else INF
+    deadline = conn.paused_at + timeout if conn.write_paused else conn.drain_by
     for stream in conn.blocked.values():
         at = stream.blocked_since + timeout
         if at < deadline:
@@ -131,6 +134,9 @@ def check_deadline(conn: H2Protocol, now: float) -> None:
             conn.close_with(NO_ERROR)
             return
     else:
+        if now >= conn.drain_by and not conn.goaway:
+            logger.debug("HTTP/2 connection from %s not idle within the drain bound; GOAWAY", conn.client)
+            closing.send_goaway(conn)
         timeout = conn.state.slow.send_timeout
         if conn.write_paused and now >= conn.paused_at + timeout:
             logger.warning("Client did not read the response for %gs; aborting the connection", timeout)

@@ -21,9 +21,11 @@ without this the connections of a burst (wrk's 2,000 opening at once, kept alive
 split unevenly: one worker got 1,000+ while the other had room. A full worker stops reading the
 listeners and looks again every `HOLD` seconds: with room, it reads them again; still full, it
 takes connections only when one has been waiting in the backlog at `OVERFLOW_LOOKS` looks in a row
-(0.25 s), which means no other worker takes them (all are full or stuck, or this one is alone). So
-the cap never makes a lone worker refuse: it accepts beyond the cap, about 0.25-0.3 s late. The check runs per wake-up of the
-listener, never per request.
+(0.25 s), which means no other worker takes them (all are full or stuck, or scaled down). So the
+cap never makes a worker refuse: it accepts beyond the cap, about 0.25-0.3 s late. The server sets a
+`room` callback only when other workers share its listeners (`Server.shares_listeners`): a single
+process has nobody to leave connections to. The check runs per wake-up of the listener, never per
+request.
 """
 
 from __future__ import annotations

@@ -127,6 +127,10 @@ class Server:
         self.prepare_state: Callable[[ServerState], None] | None = None
         # ... and may build the TLS context itself (gunicorn's `ssl_context` hook), given palfrey's.
         self.build_ssl_context: Callable[[Config, Callable[[], ssl.SSLContext]], ssl.SSLContext] | None = None
+        # Other workers read the same listeners (palfrey's master with --workers > 1, gunicorn with
+        # workers > 1): only then does a full WSGI worker leave new connections to them (accept.py).
+        # A lone server has nobody to leave them to, so it accepts at once and queues for a thread.
+        self.shares_listeners = False
         self._accepting_stopped = False
         # --metrics: one process serves scrapes itself; a forked worker (False) reports to its master.
         self.metrics_endpoint = True
@@ -241,7 +245,9 @@ class Server:
             ssl=ssl_context,
             backlog=config.backlog,
             on_exhausted=metrics.accept_exhausted_episode if metrics is not None else None,
-            room=None if config.reuse_port else connection_room(app, state.connections),
+            room=connection_room(app, state.connections)
+            if self.shares_listeners and not config.reuse_port
+            else None,
         )
         try:
             self._acceptor.start()

@@ -101,6 +101,7 @@ class WorkerProcess:
         self.sockets = sockets
         self.channel = channel
         self.server = Server(config)
+        self.server.shares_listeners = config.workers > 1  # siblings to leave connections to
         self.server.log_listening = False
         self.server.metrics_endpoint = False  # --metrics, --health-bind: the master serves them
         self.server.shutdown_delay = 0.0  # --shutdown-delay is the master's: it sends TERM after it
