@@ -1,10 +1,11 @@
 """The HTTP/2 connection: frames in and out with palfrey's own engine (wire/), one request cycle per stream.
 
 It takes a transport over from the HTTP/1.1 protocol once the connection is known to speak HTTP/2
-(negotiate.py decides that) and owns everything that is about the connection: the h2 state
-machine (`wire.machine.ServerMachine`), writing its output once per loop iteration, the connection's flow-control window, the
-floods it refuses (counted by floods.py: resets, useless frames), GOAWAY on a graceful shutdown. Each
-stream runs the same `RequestCycle` as HTTP/1.1 (stream.py).
+(negotiate.py decides that) and owns everything that is about the connection: the HTTP/2 state
+machine (`wire.machine.ServerMachine`, kept as `self.h2`), writing its output once per loop
+iteration, the connection's flow-control window, the floods it refuses (counted by floods.py:
+resets, useless frames), GOAWAY on a graceful shutdown. Each stream runs the same `RequestCycle`
+as HTTP/1.1 (stream.py).
 
 Why an own engine and not h2 or zttp: docs/architecture.md has the measurement and the reasons.
 """
