@@ -111,7 +111,7 @@ def test_scrape_before_reading_an_exited_worker_keeps_its_last_words(collector: 
     peer.sendall(f"stats 0 {snapshot(21)}\nbye max-requests\n".encode())
     peer.close()
     collector._scrape(None)  # type: ignore[arg-type]  # only stored; no endpoint answers it here
-    assert collector.scrapes[0].waiting == set()  # the send failed: nothing to wait for
+    assert collector.pending.scrapes[0].waiting == set()  # the send failed: nothing to wait for
     collector._read(recycled)
     assert collector.restarts["max-requests"] == 1 and collector.restarts["crash"] == 0
     totals, _ = collector.aggregate.totals()

@@ -36,12 +36,12 @@ from collections import Counter
 from typing import Any
 
 from palfrey.errors import ConfigError
-from palfrey.metrics.endpoint import Client, SelectorEndpoint, bind, response, url
-from palfrey.metrics.snapshot import Aggregate, MasterView, WorkerView, decode, process_usage
+from palfrey.metrics.endpoint import Client, SelectorEndpoint, bind, url
+from palfrey.metrics.scrapes import PendingScrapes
+from palfrey.metrics.snapshot import MasterView, WorkerView, process_usage
 from palfrey.supervisor.channel import MSG_STATS, Channel
 
 ENV = "PALFREY_METRICS_BIND"
-SCRAPE_WAIT = 1.0  # seconds a scrape waits for workers' fresh snapshots (as under palfrey's master)
 REBIND_EVERY = 1.0  # a re-executed master (USR2) retries the port its parent still holds
 COUNTED_SIGNALS = ("HUP", "USR1", "USR2", "CHLD", "TTIN", "TTOU", "TERM", "INT", "QUIT", "WINCH")
 RESTARTS = ("max-requests", "timeout", "crash", "hup", "stopped")
@@ -125,16 +125,6 @@ class _Worker:
         self.said: str | None = None  # its last words: max-requests, term, quit
 
 
-class _Scrape:
-    __slots__ = ("client", "deadline", "sequence", "waiting")
-
-    def __init__(self, client: Client, sequence: int, waiting: set[int], deadline: float) -> None:
-        self.client = client
-        self.sequence = sequence
-        self.waiting = waiting
-        self.deadline = deadline
-
-
 class Collector:
     """Worker snapshots, master counters and scrapes, on one thread in gunicorn's master."""
 
@@ -159,15 +149,16 @@ class Collector:
         if sock is not None:
             self._listen(sock)
         self.workers: dict[int, _Worker] = {}
-        self.aggregate = Aggregate()
+        self.pending = (
+            PendingScrapes()
+        )  # scrapes waiting for fresh snapshots (scrapes.py, as on palfrey's master)
+        self.aggregate = self.pending.aggregate
         self.signals: Counter[str] = Counter()
         self.restarts: Counter[str] = Counter(dict.fromkeys(RESTARTS, 0))
         self.aborted: set[int] = set()
         self.stopping = False
         self.hups = 0
         self.ttous = 0
-        self.sequence = 0
-        self.scrapes: list[_Scrape] = []
         self.thread = threading.Thread(target=self._run, name="palfrey-metrics", daemon=True)
 
     def start(self) -> None:
@@ -224,7 +215,7 @@ class Collector:
 
     def _next_deadline(self) -> float:
         endpoint = self.endpoint.next_deadline() if self.endpoint is not None else self.next_bind
-        return min(endpoint, min((s.deadline for s in self.scrapes), default=float("inf")))
+        return min(endpoint, self.pending.next_deadline(float("inf")))
 
     def _rebind(self, now: float) -> None:
         self.next_bind = now + REBIND_EVERY
@@ -260,14 +251,7 @@ class Collector:
             self._exited(worker)
 
     def _stats(self, worker: _Worker, argument: str) -> None:
-        sequence, _, payload = argument.partition(" ")
-        snapshot = decode(payload)
-        if snapshot is None or not sequence.isdigit():
-            return
-        self.aggregate.update(worker.pid, snapshot)
-        for scrape in self.scrapes:
-            if scrape.sequence <= int(sequence):
-                scrape.waiting.discard(worker.pid)
+        self.pending.stats(worker.pid, argument)
 
     def _exited(self, worker: _Worker) -> None:
         """Channel EOF: the worker is gone; its last snapshot joins the totals, its exit is classified."""
@@ -276,9 +260,7 @@ class Collector:
         worker.channel.close()
         self.master_ends.discard(worker.channel.sock)
         self.workers.pop(worker.pid, None)
-        self.aggregate.finish(worker.pid)
-        for scrape in self.scrapes:
-            scrape.waiting.discard(worker.pid)
+        self.pending.gone(worker.pid)
         reason = self._restart_reason(worker)
         if reason is not None:
             self.restarts[reason] += 1
@@ -300,24 +282,13 @@ class Collector:
         return "stopped"  # TERM/INT/QUIT from outside the arbiter; gunicorn replaces it
 
     def _scrape(self, client: Client) -> None:
-        self.sequence += 1
-        now = time.monotonic()
-        waiting = set()
-        for worker in self.workers.values():
-            if worker.state in ("ready", "draining") and worker.channel.send(f"{MSG_STATS} {self.sequence}"):
-                waiting.add(worker.pid)
-        self.scrapes.append(_Scrape(client, self.sequence, waiting, now + SCRAPE_WAIT))
+        workers = self.workers.values()
+        ready = ((w.pid, w.channel) for w in workers if w.state in ("ready", "draining"))
+        self.pending.ask(client, ready, time.monotonic())
 
     def _answer_ready(self, now: float) -> None:
-        done = [s for s in self.scrapes if not s.waiting or now >= s.deadline]
-        if not done or self.endpoint is None:
-            return
-        self.scrapes = [s for s in self.scrapes if s not in done]
-        from palfrey.metrics.exposition import CONTENT_TYPE
-
-        body = self.render()
-        for scrape in done:
-            self.endpoint.answer(scrape.client, response(200, body, CONTENT_TYPE, scrape.client.head_only))
+        if self.endpoint is not None:
+            self.pending.answer_due(now, self.endpoint.answer, self.render)
 
     def render(self) -> bytes:
         from palfrey.metrics.exposition import render

@@ -21,8 +21,9 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from palfrey.metrics.counters import HEALTH_BOUNDS
-from palfrey.metrics.endpoint import Client, SelectorEndpoint, bind, response, url
-from palfrey.metrics.snapshot import Aggregate, MasterView, WorkerView, decode, encode, process_usage, take
+from palfrey.metrics.endpoint import Client, SelectorEndpoint, bind, url
+from palfrey.metrics.scrapes import PendingScrapes
+from palfrey.metrics.snapshot import MasterView, WorkerView, encode, process_usage, take
 from palfrey.supervisor.channel import MSG_STATS
 from palfrey.supervisor.handle import BOOTING, DRAINING, READY, STOPPING, WorkerHandle
 from palfrey.supervisor.health import INF
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("palfrey.error")
 
-SCRAPE_WAIT = 1.0  # seconds a scrape waits for workers' fresh snapshots
 # Which of two processes sharing a slot (during a replacement-first handoff) the per-worker gauges show.
 _OWNER_RANK = {READY: 0, BOOTING: 1, DRAINING: 2, STOPPING: 3}
 
@@ -82,29 +82,18 @@ class NullMetrics:
         pass
 
 
-class _Scrape:
-    __slots__ = ("client", "deadline", "sequence", "waiting")
-
-    def __init__(self, client: Client, sequence: int, waiting: set[int], deadline: float) -> None:
-        self.client = client
-        self.sequence = sequence
-        self.waiting = waiting
-        self.deadline = deadline
-
-
 class MasterMetrics(NullMetrics):
     """Counters the master keeps, worker snapshots, and scrapes waiting for fresh ones."""
 
     def __init__(self, master: Master, sock: Any) -> None:
         self.master = master
-        self.aggregate = Aggregate()
+        self.pending = PendingScrapes()  # scrapes waiting for fresh snapshots (scrapes.py)
+        self.aggregate = self.pending.aggregate
         self.signals: Counter[str] = Counter()
         self.restarts: Counter[str] = Counter()
         self.health_buckets = [0] * (len(HEALTH_BOUNDS) + 1)
         self.health_sum = 0.0
         self.rtt: dict[int, float] = {}  # pid -> last health-check round trip
-        self.sequence = 0
-        self.scrapes: list[_Scrape] = []
         self.endpoint = SelectorEndpoint(sock, master.selector, self._scrape)
         logger.info("Metrics on %s", url(sock))
 
@@ -126,15 +115,7 @@ class MasterMetrics(NullMetrics):
         self.health_sum += rtt
 
     def stats(self, handle: WorkerHandle, argument: str) -> None:
-        sequence, _, payload = argument.partition(" ")
-        snapshot = decode(payload)
-        if snapshot is None or not sequence.isdigit():
-            return
-        self.aggregate.update(handle.pid, snapshot)
-        number = int(sequence)
-        for scrape in self.scrapes:
-            if scrape.sequence <= number:
-                scrape.waiting.discard(handle.pid)
+        self.pending.stats(handle.pid, argument)
         self._answer_ready(time.monotonic())
 
     def exited(self, handle: WorkerHandle) -> None:
@@ -144,14 +125,12 @@ class MasterMetrics(NullMetrics):
                 verb, _, argument = message.partition(" ")
                 if verb == MSG_STATS:
                     self.stats(handle, argument)
-        self.aggregate.finish(handle.pid)
+        self.pending.gone(handle.pid)
         self.rtt.pop(handle.pid, None)
-        for scrape in self.scrapes:
-            scrape.waiting.discard(handle.pid)
         self._answer_ready(time.monotonic())
 
     def next_deadline(self) -> float:
-        return min(self.endpoint.next_deadline(), min((s.deadline for s in self.scrapes), default=INF))
+        return min(self.endpoint.next_deadline(), self.pending.next_deadline(INF))
 
     def check(self, now: float) -> None:
         self._answer_ready(now)
@@ -167,25 +146,13 @@ class MasterMetrics(NullMetrics):
 
     def _scrape(self, client: Client) -> None:
         """Ask every worker that can answer for a fresh snapshot; answer when all did (or in SCRAPE_WAIT)."""
-        self.sequence += 1
         now = time.monotonic()
-        waiting = set()
-        for handle in self.master.workers.values():
-            if handle.state in (READY, DRAINING) and handle.channel.send(f"{MSG_STATS} {self.sequence}"):
-                waiting.add(handle.pid)
-        self.scrapes.append(_Scrape(client, self.sequence, waiting, now + SCRAPE_WAIT))
+        workers = self.master.workers.values()
+        self.pending.ask(client, ((h.pid, h.channel) for h in workers if h.state in (READY, DRAINING)), now)
         self._answer_ready(now)
 
     def _answer_ready(self, now: float) -> None:
-        done = [s for s in self.scrapes if not s.waiting or now >= s.deadline]
-        if not done:
-            return
-        self.scrapes = [s for s in self.scrapes if s not in done]
-        from palfrey.metrics.exposition import CONTENT_TYPE
-
-        body = self.render()
-        for scrape in done:
-            self.endpoint.answer(scrape.client, response(200, body, CONTENT_TYPE, scrape.client.head_only))
+        self.pending.answer_due(now, self.endpoint.answer, self.render)
 
     def render(self) -> bytes:
         from palfrey.metrics.exposition import render
