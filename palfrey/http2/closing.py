@@ -3,10 +3,10 @@
 Functions of the connection (`H2Protocol`), kept apart so connection.py stays about frames in and
 out. Floods are counted by floods.py (resets, ours for the client's fault included; useless
 frames); past a limit the connection gets GOAWAY ENHANCE_YOUR_CALM. An HPACK block that cannot be
-decoded is a COMPRESSION_ERROR (RFC 9113 §4.3, engine.py), one that decodes past our header-list
-limit ENHANCE_YOUR_CALM (h2 stops decoding there: the decoded size is never allocated). A graceful
-shutdown (TERM, HUP, recycling) sends GOAWAY with the last stream taken once the connection has
-no stream in flight (or after DRAIN_BOUND) and finishes the streams up to it.
+decoded is a COMPRESSION_ERROR (RFC 9113 §4.3, wire/hpack_decode.py), one that decodes past our
+header-list limit ENHANCE_YOUR_CALM (the decoder stops collecting there: the decoded size is never
+allocated). A graceful shutdown (TERM, HUP, recycling) sends GOAWAY with the last stream taken once
+the connection has no stream in flight (or after DRAIN_BOUND) and finishes the streams up to it.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import h2.errors
-import h2.events
-import h2.exceptions
-from hyperframe.frame import GoAwayFrame
+from palfrey.http2.wire.errors import ENHANCE_YOUR_CALM, PROTOCOL_ERROR, H2ConnectionError
 
 if TYPE_CHECKING:
     from palfrey.http2.connection import H2Protocol
@@ -31,16 +28,6 @@ INF = float("inf")
 # keep-alive requests (with `Connection: close`) before closing idle connections. Far under the
 # graceful-shutdown timeout (30 s by default), so the streams up to the GOAWAY's id still finish.
 DRAIN_BOUND = 1.0
-
-# h2 events that only cost work: counted as useless frames (floods.py).
-USELESS_EVENTS = frozenset(
-    {
-        h2.events.PingReceived,
-        h2.events.RemoteSettingsChanged,
-        h2.events.PriorityUpdated,
-        h2.events.UnknownFrameReceived,
-    }
-)
 
 
 def remote_reset(conn: H2Protocol, stream_id: int) -> None:
@@ -59,10 +46,10 @@ def count_reset(conn: H2Protocol) -> None:
 
 
 def remote_goaway(conn: H2Protocol) -> None:
-    """The client sent GOAWAY: it opens no more streams and h2 sends nothing more on this connection.
+    """The client sent GOAWAY: it opens no more streams and we send nothing more on this connection.
 
-    h2 treats a received GOAWAY as the end of the connection (any later HEADERS or DATA raises), so
-    the streams in flight cannot be answered: they end as if reset (apps not yet started never run,
+    A received GOAWAY is taken as the end of the connection (as h2, which palfrey ran before its own
+    engine, did; clients send it when they want nothing more), so the streams in flight are not answered: they end as if reset (apps not yet started never run,
     running ones see `http.disconnect` and their `send()` returns), then the connection closes. A
     client sends GOAWAY once it wants nothing more (h2load at the end of a timed run, with its last
     requests in the same read): nothing here is an app failure, so nothing is logged as one.
@@ -99,21 +86,18 @@ def calm(conn: H2Protocol, what: str) -> None:
     logger.warning("HTTP/2 %s from %s: connection closed (ENHANCE_YOUR_CALM)", what, conn.client)
     # What h2 queued in answer to the flood (PING acks, RST_STREAM for frames on closed streams)
     # is dropped: the client gets the GOAWAY, not one more answer per frame it flooded us with.
-    conn.h2.clear_outbound_data_buffer()
-    close_with(conn, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+    conn.h2.writer.parts.clear()
+    close_with(conn, ENHANCE_YOUR_CALM)
 
 
-def protocol_error(conn: H2Protocol, exc: h2.exceptions.ProtocolError) -> None:
-    code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
+def protocol_error(conn: H2Protocol, exc: H2ConnectionError) -> None:
+    code = exc.code or PROTOCOL_ERROR
     logger.debug("HTTP/2 protocol error from %s: %s", conn.client, exc)
     close_with(conn, code)
 
 
 def close_with(conn: H2Protocol, code: int) -> None:
-    try:
-        conn.h2.close_connection(error_code=code, last_stream_id=conn.last_stream_id)
-    except h2.exceptions.ProtocolError:
-        pass
+    conn.h2.writer.goaway(conn.last_stream_id, code)
     conn.goaway = True
     data = conn.h2.data_to_send()
     if data and not conn.discard_input and not conn.transport.is_closing():
@@ -162,16 +146,13 @@ def idle_goaway(conn: H2Protocol) -> None:
 def send_goaway(conn: H2Protocol) -> None:
     """GOAWAY NO_ERROR with the last stream taken; in-flight streams finish, then we close.
 
-    The GOAWAY frame is written beside h2 (h2 would treat the connection as closed after its
-    own and refuse to finish the streams in flight); streams the client opens after it are
-    refused, so the client knows they were never processed and may retry them elsewhere.
+    The machine is not told (`ServerMachine.goaway` would ignore streams opened after it);
+    streams the client opens after it are refused, so the client knows they were never processed and may retry them elsewhere.
     """
     conn.flush()  # before `goaway` is set: with no stream left, a flush after it shuts the write side
     conn.goaway = True
-    frame = GoAwayFrame(0)
-    frame.last_stream_id = conn.last_stream_id
-    frame.error_code = 0
+    conn.h2.writer.goaway(conn.last_stream_id, 0)
     if not conn.transport.is_closing() and not conn.discard_input:
-        conn.transport.write(frame.serialize())
+        conn.transport.write(conn.h2.data_to_send())
     if not conn.streams:
         conn.linger()

@@ -1,34 +1,33 @@
-"""The HTTP/2 connection: frames in and out with the `h2` library, one request cycle per stream.
+"""The HTTP/2 connection: frames in and out with palfrey's own engine (wire/), one request cycle per stream.
 
 It takes a transport over from the HTTP/1.1 protocol once the connection is known to speak HTTP/2
-(negotiate.py decides that) and owns everything that is about the connection: the h2 state
-machine, writing its output once per loop iteration, the connection's flow-control window, the
-floods it refuses (counted by floods.py: resets, useless frames), GOAWAY on a graceful shutdown. Each
-stream runs the same `RequestCycle` as HTTP/1.1 (stream.py).
+(negotiate.py decides that) and owns everything that is about the connection: the HTTP/2 state
+machine (`wire.machine.ServerMachine`, kept as `self.h2`), writing its output once per loop
+iteration, the connection's flow-control window, the floods it refuses (counted by floods.py:
+resets, useless frames), GOAWAY on a graceful shutdown. Each stream runs the same `RequestCycle`
+as HTTP/1.1 (stream.py).
 
-Why h2 and not zttp: docs/architecture.md has the measurement and the reasons.
+Why an own engine and not h2 or zttp: docs/architecture.md has the measurement and the reasons.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
-
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
 
 from palfrey.http.pathsend import EXTENSIONS
 from palfrey.http.response import service_unavailable
 from palfrey.http2 import closing, deadlines, refusals
 from palfrey.http2.deadlines import IDLE, INF
-from palfrey.http2.engine import MAX_HEADER_LIST, ServerConnection
 from palfrey.http2.floods import EARN_PER_STREAM, SMALL_DATA, FloodGuard
-from palfrey.http2.request import request_scope, split_pseudo_headers
+from palfrey.http2.request import content_length, request_scope, split_pseudo_headers
 from palfrey.http2.stream import CONNECTION_SPECIFIC, H2Cycle, H2Stream
+from palfrey.http2.wire import machine as m
+from palfrey.http2.wire.errors import INTERNAL_ERROR, REFUSED_STREAM, H2ConnectionError
 
 if TYPE_CHECKING:
     from palfrey.server.state import ServerState
@@ -36,6 +35,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("palfrey.error")
 
 CONNECTION_WINDOW = 16 * 1024 * 1024
+LENGTH_MISMATCH = "Request body length does not match content-length"
+MAX_HEADER_LIST = 65536  # decoded header bytes per request at most, whatever the head limits
 LINGER = 2.0  # seconds input is read and dropped after a GOAWAY before closing (as HTTP/1.1 lingers)
 
 
@@ -81,27 +82,18 @@ class H2Protocol(asyncio.Protocol):
         self.deferred: H2Stream | None = None  # h2c: stream 1 starts once the client's preface is in
         self._defaults_src = b""
         self._defaults: list[tuple[bytes, bytes]] = []
-        conn = self.h2 = ServerConnection()
         limits = state.limits
-        conn.advertise(
-            h2.settings.Settings(
-                client=False,
-                initial_values={
-                    h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams,
-                    h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: min(
-                        limits.fields * limits.field_size, MAX_HEADER_LIST
-                    ),
-                    h2.settings.SettingCodes.ENABLE_PUSH: 0,
-                },
-            )
+        self.h2 = m.ServerMachine(
+            max_concurrent_streams=max_streams,
+            connection_window=CONNECTION_WINDOW,
+            max_header_list_size=min(limits.fields * limits.field_size, MAX_HEADER_LIST),
         )
 
     # Starting
 
     def start(self, data: bytes) -> None:
         """Prior knowledge or ALPN: send our preface, then read the client's from `data` on."""
-        self.h2.initiate_connection()
-        self.h2.increment_flow_control_window(CONNECTION_WINDOW)
+        self.h2.initiate()
         self._register()
         if data:
             self.data_received(data)
@@ -115,8 +107,11 @@ class H2Protocol(asyncio.Protocol):
         self.transport.write(
             b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
         )
-        self.h2.initiate_upgrade_connection(settings)
-        self.h2.increment_flow_control_window(CONNECTION_WINDOW)
+        self.h2.initiate()
+        try:  # HTTP2-Settings is base64url without padding (RFC 7540 §3.2.1)
+            self.h2.upgrade(base64.urlsafe_b64decode(settings + b"=" * (-len(settings) % 4)))
+        except (binascii.Error, H2ConnectionError):
+            logger.debug("Unreadable HTTP2-Settings from %s: ignored", self.client)
         self._register()
         authority = b""
         fields = []
@@ -150,41 +145,34 @@ class H2Protocol(asyncio.Protocol):
         if self.discard_input:
             return
         try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
+            events = self.h2.receive(data)
+        except H2ConnectionError as exc:
             closing.protocol_error(self, exc)
             return
-        if self.h2.idle_frames:
-            closing.control_frame(self, self.h2.idle_frames)
-            self.h2.idle_frames = 0
-            if self.discard_input:
-                return
         deferred = self.deferred
         if deferred is not None:
             self.deferred = None
             if not deferred.reset:
                 self._run(deferred)
-        event: Any
-        for event in events:
-            kind = type(event)
-            if kind is h2.events.RequestReceived:
-                self._request(event)
-            elif kind is h2.events.DataReceived:
-                self._data(event)
-            elif kind is h2.events.StreamEnded:
-                if self.h2.length_errors:
-                    self._check_length(event.stream_id)
-                stream = self.streams.get(event.stream_id)
-                if stream is not None and stream.cycle is not None:
-                    stream.cycle.end_body()
-            elif kind is h2.events.WindowUpdated:
-                self._window_updated(event.stream_id)
-                closing.control_frame(self)  # paid for by the DATA frames we send (floods.py)
-            elif kind is h2.events.StreamReset:
-                closing.remote_reset(self, event.stream_id)
-            elif kind in closing.USELESS_EVENTS:
+        for kind, stream_id, value, end in events:
+            if kind == m.REQUEST:
+                self._request(stream_id, value, end)
+            elif kind == m.BODY:
+                self._data(stream_id, value, end)
+            elif kind == m.WINDOW:
+                self._window_updated(stream_id)
+                if value:
+                    closing.control_frame(self)  # paid for by the DATA frames we send (floods.py)
+            elif kind == m.CONTROL:
                 closing.control_frame(self)
-            elif kind is h2.events.ConnectionTerminated:
+            elif kind == m.RESET:
+                closing.remote_reset(self, stream_id)
+            elif kind == m.TRAILERS:
+                self._data(stream_id, b"", True)
+            elif kind == m.TOO_LARGE:
+                # Over the header-list size we advertised: cut off as an HPACK bomb would be.
+                closing.calm(self, "header list over the advertised size")
+            elif kind == m.GOAWAY:
                 closing.remote_goaway(self)
                 return
             if self.discard_input or self.transport.is_closing():
@@ -225,22 +213,26 @@ class H2Protocol(asyncio.Protocol):
 
     # Requests
 
-    def _request(self, event: Any) -> None:
-        stream_id = event.stream_id
+    def _request(self, stream_id: int, headers: list[tuple[bytes, bytes]], ended: bool) -> None:
         if self.goaway:
-            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self.h2.reset(stream_id, REFUSED_STREAM)
             return
-        head = split_pseudo_headers(event.headers, self.scheme.encode())
+        head = split_pseudo_headers(headers, self.scheme.encode())
         if head is None:
             self.last_stream_id = stream_id
             refusals.malformed(self, stream_id, "Malformed request head")
             return
         method, scheme, path, authority, fields = head
-        stream = self._open(
-            stream_id, method, scheme, path, authority, fields, ended=event.stream_ended is not None
-        )
-        if stream is not None and self.h2.length_errors:
-            self._check_length(stream_id)
+        length = content_length(fields)
+        if length is not None and (length < 0 or (ended and length)):
+            self.last_stream_id = stream_id
+            refusals.malformed(self, stream_id, LENGTH_MISMATCH)
+            return
+        stream = self._open(stream_id, method, scheme, path, authority, fields, ended=ended)
+        if stream is not None and length is not None:
+            # Checked here, not by the machine (`expect_length`): the DATA that breaks it may be in
+            # the same read as the HEADERS, decoded before this event is handled.
+            stream.expected = length
 
     def _open(
         self,
@@ -304,26 +296,33 @@ class H2Protocol(asyncio.Protocol):
         state.tasks.add(task)
         cycle.task = task
 
-    def _data(self, event: Any) -> None:
-        stream = self.streams.get(event.stream_id)
-        length = event.flow_controlled_length
-        if len(event.data) < SMALL_DATA and event.stream_ended is None:
-            closing.control_frame(self)  # an empty or tiny DATA frame: mostly overhead (floods.py)
-        if self.h2.length_errors:
-            self._check_length(event.stream_id)
-            stream = self.streams.get(event.stream_id)
-        if stream is None or stream.cycle is None or stream.cycle.response_complete:
-            self._ack(event.stream_id, length)  # nobody will read it: give the credit back now
+    def _data(self, stream_id: int, data: bytes, end: bool) -> None:
+        stream = self.streams.get(stream_id)
+        length = len(data)
+        if 0 < length < SMALL_DATA and not end:
+            closing.control_frame(self)  # a tiny DATA frame: mostly overhead (floods.py; empty: CONTROL)
+        cycle = None if stream is None else stream.cycle
+        if stream is not None and cycle is not None and stream.expected >= 0:
+            total = cycle.received + length
+            if total > stream.expected or (end and total != stream.expected):
+                self._ack(stream_id, length)
+                refusals.malformed(self, stream_id, LENGTH_MISMATCH)  # RFC 9113 §8.1.1
+                return
+        if stream is None or cycle is None or cycle.response_complete:
+            self._ack(stream_id, length)  # nobody will read it: give the credit back now
             return
-        limit = self.body_limit
-        if limit is not None and stream.cycle.received + len(event.data) > limit:
-            self._ack(event.stream_id, length)
-            refusals.refuse(self, stream, 413, "Request body over the limit")
-            return
-        stream.cycle.feed_body(event.data)
-        stream.unacked += length
-        if not stream.read_paused:
-            self.acknowledge(stream)
+        if length:
+            limit = self.body_limit
+            if limit is not None and cycle.received + length > limit:
+                self._ack(stream_id, length)
+                refusals.refuse(self, stream, 413, "Request body over the limit")
+                return
+            cycle.feed_body(data)
+            stream.unacked += length
+            if not stream.read_paused:
+                self.acknowledge(stream)
+        if end:
+            cycle.end_body()
 
     def acknowledge(self, stream: H2Stream) -> None:
         """Give the client back the credit for the body this stream's app has taken (or may buffer)."""
@@ -333,17 +332,9 @@ class H2Protocol(asyncio.Protocol):
             self._ack(stream.stream_id, length)
             self.schedule_flush()
 
-    def _check_length(self, stream_id: int) -> None:
-        """engine.py found this stream's body at odds with its content-length: reset it alone."""
-        if stream_id in self.h2.length_errors:
-            refusals.malformed(self, stream_id, "Request body length does not match content-length")
-
     def _ack(self, stream_id: int, length: int) -> None:
         if length:
-            try:
-                self.h2.acknowledge_received_data(length, stream_id)
-            except h2.exceptions.StreamClosedError:
-                pass
+            self.h2.consumed(stream_id, length)  # the connection's credit is the machine's to return
 
     # Responses
 
@@ -362,11 +353,10 @@ class H2Protocol(asyncio.Protocol):
         return list(self._defaults)
 
     def send_head(self, stream: H2Stream, status: int, fields: list[tuple[bytes, bytes]], end: bool) -> None:
-        try:
-            self.h2.send_headers(stream.stream_id, [(b":status", b"%d" % status), *fields], end_stream=end)
-        except h2.exceptions.StreamClosedError:
+        if stream.stream_id not in self.h2.streams:  # reset meanwhile (by the client or a refusal)
             stream.reset = True
             return
+        self.h2.send_headers(stream.stream_id, [(b":status", b"%d" % status), *fields], end_stream=end)
         if end:
             stream.ended = True
             self.schedule_flush()
@@ -381,24 +371,24 @@ class H2Protocol(asyncio.Protocol):
         stream_id = stream.stream_id
         out = stream.out
         queued = len(out)
-        try:
-            while out:
-                window = min(conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
-                if window <= 0:
-                    break
-                chunk = bytes(out[:window])
-                del out[:window]
+        if stream_id not in conn.streams:
+            stream.reset = True
+            out.clear()
+        else:
+            window = conn.sendable(stream_id)
+            if out and window > 0:
+                size = min(window, len(out))
+                chunk = bytes(out[:size])
+                del out[:size]
                 end = stream.end_queued and not out
-                conn.send_data(stream_id, chunk, end_stream=end)
-                self.floods.earned += 1  # the client's WINDOW_UPDATE for it is paid for
+                conn.send_data(stream_id, chunk, end)
+                frame = conn.writer.max_frame_size
+                self.floods.earned += (size + frame - 1) // frame  # the client's WINDOW_UPDATEs are paid for
                 if end:
                     stream.ended = True
             if not out and stream.end_queued and not stream.ended:
-                conn.end_stream(stream_id)
+                conn.send_data(stream_id, b"", True)
                 stream.ended = True
-        except (h2.exceptions.StreamClosedError, h2.exceptions.FlowControlError):
-            stream.reset = True
-            out.clear()
         if out and not stream.reset:
             if len(out) < queued or stream_id not in self.blocked:  # (newly) waiting for window
                 stream.blocked_since = now = self.loop.time()
@@ -424,12 +414,9 @@ class H2Protocol(asyncio.Protocol):
         for stream in list(self.blocked.values()):
             self.push(stream)
 
-    def reset_stream(self, stream: H2Stream, code: int = h2.errors.ErrorCodes.INTERNAL_ERROR) -> None:
+    def reset_stream(self, stream: H2Stream, code: int = INTERNAL_ERROR) -> None:
         if not stream.reset and not stream.ended:
-            try:
-                self.h2.reset_stream(stream.stream_id, code)
-            except h2.exceptions.StreamClosedError:
-                pass
+            self.h2.reset(stream.stream_id, code)
             self.schedule_flush()
         stream.reset = True
         stream.out.clear()
@@ -454,7 +441,7 @@ class H2Protocol(asyncio.Protocol):
             self.flush_handle = self.loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Write the frames h2 has queued, in one call (once per loop iteration at most)."""
+        """Write the frames the machine has queued, in one call (once per loop iteration at most)."""
         handle = self.flush_handle
         if handle is not None:
             handle.cancel()

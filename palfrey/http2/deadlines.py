@@ -32,10 +32,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import h2.errors
-
 from palfrey.http.cycle_limits import check_timeout
 from palfrey.http2 import closing, refusals
+from palfrey.http2.wire.errors import ENHANCE_YOUR_CALM, NO_ERROR
 
 if TYPE_CHECKING:
     from palfrey.http.cycle import RequestCycle
@@ -50,7 +49,7 @@ IDLE, HEADER, BUSY = range(3)
 
 def rearm(conn: H2Protocol) -> None:
     """After input was handled, or when the last stream is forgotten: which deadline applies now."""
-    if conn.h2.header_block_open():
+    if conn.h2.reader.block_stream:
         if conn.deadline_kind != HEADER:
             conn.deadline_kind = HEADER
             conn.deadline = conn.loop.time() + conn.state.timeout_request_header
@@ -123,16 +122,16 @@ def check_deadline(conn: H2Protocol, now: float) -> None:
     """The connection's deadline passed: act on what it was for, then arm the next one."""
     kind = conn.deadline_kind
     if kind == HEADER:
-        if conn.h2.header_block_open():
+        if conn.h2.reader.block_stream:
             logger.debug("HTTP/2 header block from %s not completed in time; closing", conn.client)
-            conn.close_with(h2.errors.ErrorCodes.NO_ERROR)
+            conn.close_with(NO_ERROR)
             return
     elif kind == IDLE:
         if not conn.streams:
             logger.debug(
                 "HTTP/2 connection from %s idle (or no request) in time; GOAWAY and close", conn.client
             )
-            conn.close_with(h2.errors.ErrorCodes.NO_ERROR)
+            conn.close_with(NO_ERROR)
             return
     else:
         if now >= conn.drain_by and not conn.goaway:
@@ -146,13 +145,13 @@ def check_deadline(conn: H2Protocol, now: float) -> None:
             return
         stuck = [stream for stream in conn.blocked.values() if now >= stream.blocked_since + timeout]
         if stuck:
-            if conn.h2.outbound_flow_control_window <= 0:
+            if conn.h2.send_window <= 0:
                 logger.warning(
                     "HTTP/2 client %s kept the connection window closed for %gs; closing",
                     conn.client,
                     timeout,
                 )
-                conn.close_with(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+                conn.close_with(ENHANCE_YOUR_CALM)
                 return
             for stream in stuck:
                 _reset_stalled(conn, stream, timeout)
@@ -174,7 +173,7 @@ def _reset_stalled(conn: H2Protocol, stream: H2Stream, timeout: float) -> None:
         stream.stream_id,
         timeout,
     )
-    conn.reset_stream(stream, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+    conn.reset_stream(stream, ENHANCE_YOUR_CALM)
     cycle = stream.cycle
     if cycle is not None:
         cycle.disconnect()  # the app's send() returns (and later ones are dropped)

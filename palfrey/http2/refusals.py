@@ -3,7 +3,7 @@
 - **Malformed** (RFC 9113 §8.1.1): a request head `request.split_pseudo_headers` rejects
   (connection-specific fields, a `te` other than "trailers", uppercase names, pseudo-headers
   missing, repeated, unknown or after a regular field) or a body longer or shorter than its
-  content-length (engine.py). RST_STREAM PROTOCOL_ERROR; the app never sees such a request, or,
+  content-length (the machine checks it, wire/machine.py). RST_STREAM PROTOCOL_ERROR; the app never sees such a request, or,
   if its body broke the content-length after the app started, gets `http.disconnect` (never a
   body that looks complete).
 - **Over --limit-request-body**: a content-length over the limit is answered 413 before the app
@@ -21,10 +21,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import h2.errors
-import h2.exceptions
-
 from palfrey.http2 import closing
+from palfrey.http2.wire.errors import CANCEL, NO_ERROR, PROTOCOL_ERROR
 
 if TYPE_CHECKING:
     from palfrey.http2.connection import H2Protocol
@@ -41,10 +39,9 @@ def malformed(conn: H2Protocol, stream_id: int, reason: str) -> None:
     metrics = conn.metrics
     if metrics is not None:
         metrics.protocol_error(400, reason)
-    conn.h2.length_errors.discard(stream_id)
     stream = conn.streams.get(stream_id)
     if stream is None:
-        _rst(conn, stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        _rst(conn, stream_id, PROTOCOL_ERROR)
         closing.count_reset(conn)
         return
     cycle = stream.cycle
@@ -53,7 +50,7 @@ def malformed(conn: H2Protocol, stream_id: int, reason: str) -> None:
         if not cycle.started and cycle.task is not None:
             cycle.task.cancel()  # not run yet: the app never sees the request
             conn.state.task_done(cycle.task)
-    conn.reset_stream(stream, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+    conn.reset_stream(stream, PROTOCOL_ERROR)
     stream.release()
     conn.forget(stream)
     closing.count_reset(conn)
@@ -77,7 +74,7 @@ def refuse(conn: H2Protocol, stream: H2Stream, status: int, reason: str) -> None
     assert cycle is not None
     began = cycle.abort_body()  # the app gets http.disconnect, never a truncated body
     if began:
-        conn.reset_stream(stream, h2.errors.ErrorCodes.CANCEL)
+        conn.reset_stream(stream, CANCEL)
         stream.release()
         conn.forget(stream)
         closing.count_reset(conn)
@@ -85,14 +82,11 @@ def refuse(conn: H2Protocol, stream: H2Stream, status: int, reason: str) -> None
     cycle.status = status
     cycle._write_error(status, _MESSAGES.get(status, "Error"))
     if not stream.out and not stream.reset:
-        _rst(conn, stream.stream_id, h2.errors.ErrorCodes.NO_ERROR)  # "stop sending the body"
+        _rst(conn, stream.stream_id, NO_ERROR)  # "stop sending the body"
     conn.forget(stream)
     closing.count_reset(conn)
 
 
 def _rst(conn: H2Protocol, stream_id: int, code: int) -> None:
-    try:
-        conn.h2.reset_stream(stream_id, code)
-    except h2.exceptions.ProtocolError:  # already closed on both sides
-        pass
+    conn.h2.reset(stream_id, code)  # nothing if the stream is already closed on both sides
     conn.schedule_flush()

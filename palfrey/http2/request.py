@@ -32,7 +32,7 @@ def split_pseudo_headers(headers: Any, scheme: bytes) -> tuple[bytes, bytes, byt
     """(method, scheme, path, authority, the other fields) of a decoded HEADERS block, or None for
     a malformed request (RFC 9113 §8.1.1, §8.2, §8.3.1), which is reset on its stream alone.
 
-    h2's own validation is off (engine.py: it would end the whole connection); this walk is the
+    The engine does not validate fields (h2 would end the whole connection); this walk is the
     one that builds the scope anyway.
     """
     method = path = authority = b""
@@ -109,3 +109,15 @@ def request_scope(
     if state.proxy is not None:
         state.proxy.apply(scope)
     return scope
+
+
+def content_length(fields: Fields) -> int | None:
+    """The request's content-length: None without one, -1 when unreadable or given twice with
+    different values (RFC 9110 §8.6: a malformed request, reset on its own stream)."""
+    length: int | None = None
+    for name, value in fields:
+        if name == b"content-length":
+            if not value.isdigit() or (length is not None and int(value) != length):
+                return -1
+            length = int(value)
+    return length

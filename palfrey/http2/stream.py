@@ -49,6 +49,7 @@ class H2Stream:
         "drain_waiters",
         "end_queued",
         "ended",
+        "expected",
         "loop",
         "out",
         "read_paused",
@@ -75,6 +76,7 @@ class H2Stream:
         self.reset = False  # reset by either side, or the connection is gone
         self.read_paused = False  # the app holds enough unread body: credit is held back
         self.unacked = 0  # flow-controlled request bytes not yet given back
+        self.expected = -1  # the request's content-length (-1: none), checked as DATA comes in
         self.blocked_since = 0.0  # when queued output last waited for window (deadlines.py)
         self.body_mark = -1  # the body-rate floor (deadlines.py): `received` when first waited for
         self.body_since = 0.0  # ... and when

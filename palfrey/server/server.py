@@ -188,9 +188,9 @@ class Server:
                 else build(config, lambda: create_ssl_context(config))
             )
         if config.http2:
-            from palfrey.http2.negotiate import require_h2
+            from palfrey.http2.negotiate import prepare_http2
 
-            require_h2()
+            prepare_http2()
         self.sockets = sockets if sockets is not None else bind_sockets(config)
         if config.metrics and self.metrics_endpoint:
             from palfrey.metrics.endpoint import bind

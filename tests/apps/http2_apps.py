@@ -107,6 +107,8 @@ def _connection_tables(receive: Any) -> dict[str, int]:
         "streams": len(conn.streams),
         "blocked": len(conn.blocked),
         "h2_streams": len(conn.h2.streams),
-        "h2_closed_streams": len(conn.h2._closed_streams),
-        "length_errors": len(conn.h2.length_errors),
+        # palfrey's engine keeps no table of closed streams nor of content-length errors (h2 did):
+        # reported as empty so the tests' bounds on them still read the same.
+        "h2_closed_streams": len(getattr(conn.h2, "_closed_streams", ())),
+        "length_errors": len(getattr(conn.h2, "length_errors", ())),
     }

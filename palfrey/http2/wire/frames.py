@@ -22,7 +22,9 @@ called again.
 
 While a header block is open, only CONTINUATION frames of that stream may arrive (§6.10); the
 block's size, counting 9 bytes per frame so empty CONTINUATIONs count too, is capped by
-`max_header_block` (the CONTINUATION flood, CVE-2024-27316: ENHANCE_YOUR_CALM).
+`max_header_block` (the CONTINUATION flood, CVE-2024-27316: ENHANCE_YOUR_CALM); with
+`max_continuations`, more CONTINUATION frames than that in one block are a PROTOCOL_ERROR (the
+server uses h2's 64: small frames cost work per frame well before the size cap is reached).
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class FrameReader:
         "block_stream",
         "block_value",
         "buffer",
+        "max_continuations",
         "max_frame_size",
         "max_header_block",
         "position",
@@ -116,8 +119,10 @@ class FrameReader:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_header_block: int = 65536,
         preface: bool = True,
+        max_continuations: int = 0,
     ) -> None:
         self.buffer = b""
+        self.max_continuations = max_continuations  # CONTINUATION frames per block (0: no cap)
         self.position = 0
         self.max_frame_size = max_frame_size  # our SETTINGS_MAX_FRAME_SIZE
         self.max_header_block = max_header_block
@@ -222,6 +227,8 @@ class FrameReader:
     def _continuation(self, kind: int, flags: int, stream_id: int, payload: bytes) -> Frame | None:
         if kind != CONTINUATION or stream_id != self.block_stream:
             raise H2ConnectionError(PROTOCOL_ERROR, "expected CONTINUATION of the open header block")
+        if self.max_continuations and len(self.block_parts) > self.max_continuations:
+            raise H2ConnectionError(PROTOCOL_ERROR, "too many CONTINUATION frames in one header block")
         self.block_size += 9 + len(payload)
         if self.block_size > self.max_header_block:
             raise H2ConnectionError(ENHANCE_YOUR_CALM, "header block over the size limit")

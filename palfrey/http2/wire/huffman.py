@@ -13,7 +13,7 @@ padding) or on the all-ones path at most 7 bits deep (padding is a prefix of EOS
 The byte table is composed from a 4-bit table (256 x 16 walks of 4 bits, then 65,536
 compositions of two nibble steps) rather than walked bit by bit for every entry; it still costs
 0.1-0.2 s (measured on the loaded 2-core machine), paid by the first Huffman string a process
-decodes: building it before the workers fork (or at worker start) is left to the integration.
+decodes unless `prepare()` ran first (the server calls it at start with --http2, negotiate.py).
 
 Encoding maps every byte to its code as a string of '0'/'1' characters, joins them (C speed) and
 converts the result with `int(bits, 2)`: no Python-level loop per byte.
@@ -111,6 +111,12 @@ def _build_decoder() -> None:
     _NEXT.extend(nexts)
     _EMIT[:] = emits
     _ACCEPTING = frozenset(node << 8 for node in ones)
+
+
+def prepare() -> None:
+    """Build the decode table now if it is not built yet (a server's start, not its first request)."""
+    if not _EMIT:
+        _build_decoder()
 
 
 def decode(data: bytes | memoryview) -> bytes:

@@ -56,6 +56,7 @@ REQUEST, BODY, TRAILERS, RESET, REFUSED, TOO_LARGE, WINDOW, GOAWAY, CONTROL = ra
 Event = tuple[int, int, Any, bool]  # the value's type depends on the kind (module docstring)
 DEFAULT_WINDOW = 65535
 MAX_WINDOW = 2**31 - 1
+MAX_CONTINUATIONS = 64  # per header block, as h2 allows (frames.py)
 
 
 class Stream:
@@ -85,7 +86,7 @@ class ServerMachine:
         max_header_list_size: int = 65536,
         preface: bool = True,
     ) -> None:
-        self.reader = f.FrameReader(max_frame_size, max_header_list_size + 16384, preface)
+        self.reader = f.FrameReader(max_frame_size, max_header_list_size + 16384, preface, MAX_CONTINUATIONS)
         self.decoder = Decoder(4096, max_header_list_size)
         self.encoder = Encoder()
         self.writer = FrameWriter()
