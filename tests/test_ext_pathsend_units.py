@@ -15,52 +15,9 @@ from palfrey.config import Config
 from palfrey.http.pathsend import PIECE
 from palfrey.http.protocol import HttpProtocol
 from palfrey.server.state import ServerState
+from tests.support import FakeTransport
 
 HIGH_WATER = 65536
-
-
-class SlowClientTransport:
-    """A transport whose client reads only when told: writes pile up, pausing above HIGH_WATER."""
-
-    def __init__(self, protocol: HttpProtocol) -> None:
-        self.protocol = protocol
-        self.buffered = 0
-        self.most_buffered = 0
-        self.written = bytearray()
-        self.paused = False
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-        self.buffered += len(data)
-        self.most_buffered = max(self.most_buffered, self.buffered)
-        if not self.paused and self.buffered > HIGH_WATER:
-            self.paused = True
-            self.protocol.pause_writing()
-
-    def writelines(self, parts: Any) -> None:
-        for part in parts:
-            self.write(part)
-
-    def client_reads(self) -> None:
-        self.buffered = 0
-        if self.paused:
-            self.paused = False
-            self.protocol.resume_writing()
-
-    def is_closing(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        pass
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
 
 
 @pytest.mark.parametrize("http", ["httptools", "h11"])
@@ -78,12 +35,12 @@ def test_read_loop_holds_one_piece_until_the_client_reads(http: str, tmp_path: P
         loop = asyncio.get_running_loop()
         state = ServerState(Config(app, http=http, lifespan="off"), app, loop)
         protocol = HttpProtocol(state)
-        transport = SlowClientTransport(protocol)
+        transport = FakeTransport(protocol, HIGH_WATER)
         protocol.connection_made(transport)  # type: ignore[arg-type]
         protocol.data_received(b"GET /f HTTP/1.1\r\nHost: t\r\n\r\n")
         for _ in range(50):  # the client does not read: the server must stop writing
             await asyncio.sleep(0)
-        assert transport.paused
+        assert transport.write_paused
         assert transport.most_buffered <= HIGH_WATER + PIECE + 512, transport.most_buffered
         for _ in range(2000):
             if transport.written.endswith(content[-123:]) and len(transport.written) > len(content):
@@ -122,7 +79,7 @@ def test_read_loop_range_past_the_end_closes_after_what_the_file_has(tmp_path: P
         loop = asyncio.get_running_loop()
         state = ServerState(Config(app, lifespan="off"), app, loop)
         protocol = HttpProtocol(state)
-        transport = SlowClientTransport(protocol)
+        transport = FakeTransport(protocol, HIGH_WATER)
         protocol.connection_made(transport)  # type: ignore[arg-type]
         protocol.data_received(b"GET /f HTTP/1.1\r\nHost: t\r\n\r\n")
         for _ in range(200):

@@ -20,71 +20,10 @@ from palfrey.http.contract import CycleConnection
 from palfrey.http.cycle import HIGH_WATER
 from palfrey.http.protocol import HttpProtocol
 from palfrey.server.state import ServerState
+from tests.support import FakeTransport
 
 PARSERS = ("httptools", "h11")
 App = Callable[[Any, Any, Any], Awaitable[None]]
-
-
-class FakeTransport:
-    """An asyncio transport without a socket: a write buffer with a high-water mark."""
-
-    def __init__(self, protocol: HttpProtocol, high_water: int = 65536) -> None:
-        self.protocol = protocol
-        self.high_water = high_water
-        self.buffered = 0  # written, not yet "read by the client"
-        self.written = bytearray()
-        self.reading = True
-        self.closing = False
-        self.aborted = False
-        self.write_paused = False
-
-    def write(self, data: bytes) -> None:
-        assert not self.aborted
-        self.written += data
-        self.buffered += len(data)
-        if not self.write_paused and self.buffered > self.high_water:
-            self.write_paused = True
-            self.protocol.pause_writing()
-
-    def writelines(self, parts: Any) -> None:
-        for part in parts:
-            self.write(part)
-
-    def client_reads(self) -> None:
-        """The client reads everything buffered."""
-        self.buffered = 0
-        if self.write_paused:
-            self.write_paused = False
-            self.protocol.resume_writing()
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        if not self.closing:
-            self.closing = True
-            if self.buffered == 0:  # asyncio waits for the buffer to drain before connection_lost
-                asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
-
-    def abort(self) -> None:
-        if not self.aborted:
-            self.closing = self.aborted = True
-            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None:
-        pass
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
 
 
 def make(app: App, http: str = "httptools", **settings: Any) -> tuple[HttpProtocol, FakeTransport]:
