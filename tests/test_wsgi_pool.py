@@ -177,3 +177,18 @@ def test_pool_metrics() -> None:
     assert values["palfrey_wsgi_queued"] == 0, values
     assert values["palfrey_wsgi_threads_busy"] >= 0, values
     assert values["palfrey_wsgi_queue_full_responses_total"] == 0, values
+
+
+def test_switch_interval_follows_a_large_pool_and_comes_back() -> None:
+    """Past 64 threads the worker's GIL switch interval grows with the pool (hundreds of threads
+    waking every 5 ms to look at the GIL is what collapsed a worker under a 2,000-connection burst);
+    as the pool shrinks back it returns to what it was."""
+    args = ("--interface", "wsgi", "--threads-idle-timeout", "0.3")
+    with run_server(APP, *args) as server:
+        found = pool(server)["switch"]
+        assert burst(server.port, "/sleep?s=0.5", 300) == [200] * 300
+        grown = pool(server)
+        assert grown["max_threads"] > 128, grown
+        assert found < grown["switch"] <= 0.05, (found, grown)
+        assert wait_for(lambda: pool(server)["threads"] <= CPUS), pool(server)
+        assert pool(server)["switch"] == found

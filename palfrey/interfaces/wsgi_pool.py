@@ -51,6 +51,8 @@ import weakref
 from collections.abc import Callable
 from typing import NamedTuple
 
+from palfrey.interfaces.switch_interval import SWITCH_INTERVAL
+
 __all__ = ["GROW_BELOW", "MAX_STEP", "SAMPLE_INTERVAL", "ThreadPool", "growth", "pool_stats"]
 
 logger = logging.getLogger("palfrey.error")
@@ -63,6 +65,11 @@ RUN_DELAY_THREADS = 32  # up to this many threads, run-queue waits count as want
 # This process's pools, for metrics snapshots; weak, so a middleware dropped without a lifespan
 # shutdown (tests, embedders) is not kept alive by the registry.
 _POOLS: weakref.WeakSet[ThreadPool] = weakref.WeakSet()
+
+
+def _follow_threads() -> None:
+    """Let the GIL switch interval follow the adaptive pools' threads (see `switch_interval`)."""
+    SWITCH_INTERVAL.follow(sum(pool.threads for pool in list(_POOLS) if pool.adaptive))
 
 
 def pool_stats() -> dict[str, int] | None:
@@ -126,6 +133,7 @@ class ThreadPool:
         self._sample = _Sample(0.0, 0.0, None)  # the last growth check's measurement
         self._unstarted = 0  # threads counted by growth steps that the spawner has yet to start
         self._spawning = False  # a spawner thread is starting them
+        self._overhead = 0.0  # CPU seconds the spawner spent starting threads, not in the app
         self._tids: set[int] = set()  # kernel thread ids of the pool's threads (not the loop's)
         _POOLS.add(self)
 
@@ -174,7 +182,7 @@ class ThreadPool:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # not called from a loop (a unit test's thread): no growth
-        self._sample = sample or _Sample.take(list(self._tids))
+        self._sample = sample or _Sample.take(list(self._tids), self._overhead)
         self._check = loop.call_later(SAMPLE_INTERVAL, self._grow)
 
     def _grow(self) -> None:
@@ -182,7 +190,8 @@ class ThreadPool:
         `GROW_BELOW` of a core since the last look; look again while any still wait."""
         with self._lock:
             tids = list(self._tids)
-        now = _Sample.take(tids)
+            overhead = self._overhead
+        now = _Sample.take(tids, overhead)
         busy = now.busy_since(self._sample)
         spawn, spawner = False, ""
         with self._lock:
@@ -206,19 +215,26 @@ class ThreadPool:
                 self._schedule(None if add else now)
         if spawn:
             threading.Thread(target=self._spawn, name=spawner, daemon=True).start()
+        if add:
+            _follow_threads()
 
     def _spawn(self) -> None:
-        """Start the threads growth steps counted, off the event loop."""
+        """Start the threads growth steps counted, off the event loop; the CPU this takes is not
+        the app's, so the growth check leaves it out (it held growth back at 0.6-0.9 of a core)."""
         while True:
+            began = time.thread_time()
             with self._lock:
                 if not self._unstarted or self._closed:
                     self._unstarted = 0
                     self._spawning = False
+                    self._overhead += time.thread_time() - began
                     return
                 self._unstarted -= 1
                 self._serial += 1
                 name = f"{self.name}-{self._serial}"
             threading.Thread(target=self._work, name=name, daemon=True).start()
+            with self._lock:
+                self._overhead += time.thread_time() - began
 
     def _work(self) -> None:
         jobs = self._jobs
@@ -240,10 +256,14 @@ class ThreadPool:
             except queue.Empty:
                 with self._lock:
                     # Exit only when no submit has claimed this thread (idle still counts it).
-                    if self.idle and self.threads > self.base and not self._closed:
+                    leave = bool(self.idle) and self.threads > self.base and not self._closed
+                    if leave:
                         self.idle -= 1
                         self.threads -= 1
-                        return
+                if leave:
+                    if self.adaptive:
+                        _follow_threads()
+                    return
                 continue
             if job is None:
                 return
@@ -270,6 +290,7 @@ class ThreadPool:
         for _ in range(count):
             self._jobs.put(None)
         _POOLS.discard(self)
+        _follow_threads()
 
 
 class _Sample(NamedTuple):
@@ -281,9 +302,10 @@ class _Sample(NamedTuple):
     run_delay: float | None  # None: not read (too many threads, or not Linux)
 
     @classmethod
-    def take(cls, tids: list[int]) -> _Sample:
+    def take(cls, tids: list[int], overhead: float) -> _Sample:
+        """`overhead`: CPU seconds spent so far starting threads (by the spawner)."""
         run_delay = _run_delay(tids) if len(tids) <= RUN_DELAY_THREADS else None
-        return cls(time.monotonic(), time.process_time() - time.thread_time(), run_delay)
+        return cls(time.monotonic(), time.process_time() - time.thread_time() - overhead, run_delay)
 
     def busy_since(self, last: _Sample) -> float:
         """Cores of CPU wanted since `last`. Run-queue waits count only when both samples read them:

@@ -3,13 +3,15 @@
 ``/sleep?s=`` waits like a view calling a slow upstream, ``/spin?s=`` computes for that long, and
 ``/pool`` reports what the app saw: the most requests in the app at once and the most pool threads
 alive at a request's start (``?reset=1`` starts over). Every response names the worker that served
-it (``x-pid``), for the accept-distribution tests.
+it (``x-pid``), for the accept-distribution tests; ``/pool`` also reports the interpreter's GIL
+switch interval (``switch``), which palfrey scales with a large adaptive pool.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +31,7 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[byt
     query = {k: v[0] for k, v in parse_qs(environ["QUERY_STRING"]).items()}
     if path == "/pool":
         with _lock:
-            body = dict(_seen, threads=pool_threads())
+            body: dict[str, Any] = dict(_seen, threads=pool_threads(), switch=sys.getswitchinterval())
             if "reset" in query:
                 _seen.update(max_active=0, max_threads=0)
         start_response("200 OK", [("Content-Type", "application/json")])
