@@ -76,3 +76,56 @@ def test_switch_interval_longer_than_the_cap_is_never_shortened() -> None:
         assert sys.getswitchinterval() == pytest.approx(0.1)
     finally:
         sys.setswitchinterval(found)
+
+
+def test_a_thread_the_os_refuses_leaves_the_pool_at_what_it_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`can't start new thread` (a container's pids limit) in the middle of a growth step: the pool
+    stays at the threads it has, stops growing, and every waiting request still runs."""
+    import asyncio
+    import threading
+    import time
+
+    from palfrey.interfaces.wsgi_pool import ThreadPool
+
+    real_start = threading.Thread.start
+    started: list[str] = []
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name.startswith("refusing-pool-"):
+            if len(started) >= 3:
+                raise RuntimeError("can't start new thread")
+            started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    release = threading.Event()
+    done = threading.Semaphore(0)
+
+    def job() -> None:
+        release.wait(10)
+        done.release()
+
+    async def scenario() -> ThreadPool:
+        pool = ThreadPool(0, name="refusing-pool", base=1, ceiling=100)
+        for _ in range(20):
+            assert pool.submit(job)
+        deadline = time.monotonic() + 10
+        while (pool.size == 100 or pool._spawning) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)  # the growth checks run on this loop
+        return pool
+
+    pool = asyncio.run(scenario())
+    try:
+        assert (pool.threads, pool.size, len(started)) == (3, 3, 3)
+        release.set()
+        for _ in range(20):
+            assert done.acquire(timeout=10)
+        deadline = time.monotonic() + 10
+        while (pool.idle, pool.queued) != (3, 0) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (pool.idle, pool.queued) == (3, 0)
+        alive = [t for t in threading.enumerate() if t.name.startswith("refusing-pool-")]
+        assert len(alive) == 3
+    finally:
+        release.set()
+        pool.shutdown()

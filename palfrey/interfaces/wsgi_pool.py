@@ -170,10 +170,14 @@ class ThreadPool:
         return True
 
     def _start(self) -> None:
-        """One more thread (the lock is held)."""
+        """One more thread (the lock is held). RuntimeError when the OS refuses one."""
         self.threads += 1
         self._serial += 1
-        threading.Thread(target=self._work, name=f"{self.name}-{self._serial}", daemon=True).start()
+        try:
+            threading.Thread(target=self._work, name=f"{self.name}-{self._serial}", daemon=True).start()
+        except RuntimeError:
+            self.threads -= 1
+            raise
 
     def _schedule(self, sample: _Sample | None = None) -> None:
         """Measure from now (or from `sample`, just taken) and look again in `SAMPLE_INTERVAL` (the
@@ -232,9 +236,30 @@ class ThreadPool:
                 self._unstarted -= 1
                 self._serial += 1
                 name = f"{self.name}-{self._serial}"
-            threading.Thread(target=self._work, name=name, daemon=True).start()
+            try:
+                threading.Thread(target=self._work, name=name, daemon=True).start()
+            except RuntimeError as exc:  # "can't start new thread": a pids limit (containers), memory
+                self._refused(exc)
+                return
             with self._lock:
                 self._overhead += time.thread_time() - began
+
+    def _refused(self, exc: RuntimeError) -> None:
+        """The OS would not start a thread: the pool stays at the threads it has (a pids limit does
+        not go away), and the requests reserved for the threads it could not start wait for those."""
+        with self._lock:
+            missing = self._unstarted + 1
+            self._unstarted = 0
+            self._spawning = False
+            self.threads -= missing
+            self.grown -= missing
+            self.queued += missing
+            self.size = max(self.threads, self.base)
+            threads = self.threads
+        logger.warning(
+            "The WSGI thread pool could not start another thread (%s): it stays at %d threads", exc, threads
+        )
+        _follow_threads()
 
     def _work(self) -> None:
         jobs = self._jobs
