@@ -1,9 +1,10 @@
 """A raw HTTP/2 client for the frame-level tests: h2's client state machine on a blocking socket,
-every wait bounded. Shared by tests/test_http2_frames.py and tests/test_http2_life.py (test modules
+every wait bounded. Shared by the HTTP/2 test modules (test modules
 never import each other)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -89,6 +90,17 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def get_json(port: int, path: str) -> Any:
+    """One GET on a fresh prior-knowledge connection; the JSON body."""
+    client = Client(port)
+    try:
+        stream_id = client.request(path)
+        client.read_until(lambda: client.ended(stream_id))
+        return json.loads(client.body(stream_id))
+    finally:
+        client.close()
 
 
 def raw_frames(sock: socket.socket, timeout: float = 10.0) -> list[Any]:

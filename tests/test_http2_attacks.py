@@ -9,7 +9,6 @@ would refuse to send them); budgets are in palfrey/http2/floods.py and docs/http
 
 from __future__ import annotations
 
-import json
 import socket
 import struct
 import subprocess
@@ -37,7 +36,7 @@ from hyperframe.frame import (
 
 from palfrey.http2.negotiate import prepare_http2
 from palfrey.http2.wire.machine import REQUEST, TOO_LARGE, ServerMachine
-from tests.h2_client import Client, FrameReader
+from tests.h2_client import FrameReader, get_json
 from tests.support import ServerProcess, run_server
 
 APP = "tests.apps.http2_apps:app"
@@ -127,16 +126,6 @@ def data(stream_id: int, payload: bytes, *, end_stream: bool = False) -> DataFra
     if end_stream:
         f.flags.add("END_STREAM")
     return f
-
-
-def get_json(port: int, path: str) -> Any:
-    client = Client(port)
-    try:
-        stream_id = client.request(path)
-        client.read_until(lambda: client.ended(stream_id))
-        return json.loads(client.body(stream_id))
-    finally:
-        client.close()
 
 
 def started(port: int) -> int:

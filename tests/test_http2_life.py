@@ -21,21 +21,11 @@ import httpx
 import pytest
 from hyperframe.frame import GoAwayFrame, HeadersFrame
 
-from tests.h2_client import Client, FrameReader, h2c_upgrade
+from tests.h2_client import Client, FrameReader, get_json, h2c_upgrade
 from tests.support import ServerProcess, run_server
 
 APP = "tests.apps.http2_apps:app"
 BASE = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b":authority", b"t")]
-
-
-def get_json(port: int, path: str) -> Any:
-    client = Client(port)
-    try:
-        stream_id = client.request(path)
-        client.read_until(lambda: client.ended(stream_id))
-        return json.loads(client.body(stream_id))
-    finally:
-        client.close()
 
 
 def status(client: Client, stream_id: int) -> bytes | None:

@@ -94,6 +94,17 @@ class Decoder:
             return huffman.decode(block[pos:end]), end
         return block[pos:end], end
 
+    def _literal(self, block: bytes, pos: int, mask: int) -> tuple[Field, int]:
+        """A literal field (§6.2): its name by index (`mask` bits of prefix) or as a string, then
+        its value."""
+        index, pos = self._integer(block, pos, mask)
+        if index:
+            name = self._indexed(index)[0]
+        else:
+            name, pos = self._string(block, pos)
+        value, pos = self._string(block, pos)
+        return (name, value), pos
+
     def _indexed(self, index: int) -> Field:
         if index <= STATIC_LEN:
             if index == 0:
@@ -176,13 +187,7 @@ class Decoder:
                     index, pos = self._integer(block, pos, 0x7F)
                     field = self._indexed(index)
             elif byte & 0x40:  # §6.2.1 literal with incremental indexing
-                index, pos = self._integer(block, pos, 0x3F)
-                if index:
-                    name = self._indexed(index)[0]
-                else:
-                    name, pos = self._string(block, pos)
-                value, pos = self._string(block, pos)
-                field = (name, value)
+                field, pos = self._literal(block, pos, 0x3F)
                 self._add(field)
             elif byte & 0x20:  # §6.3 dynamic table size update
                 if started:
@@ -191,13 +196,7 @@ class Decoder:
                 self._resize(size)
                 continue
             else:  # §6.2.2 without indexing, §6.2.3 never indexed
-                index, pos = self._integer(block, pos, 0x0F)
-                if index:
-                    name = self._indexed(index)[0]
-                else:
-                    name, pos = self._string(block, pos)
-                value, pos = self._string(block, pos)
-                field = (name, value)
+                field, pos = self._literal(block, pos, 0x0F)
             started = True
             total += len(field[0]) + len(field[1]) + 32
             if total <= limit:
