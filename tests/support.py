@@ -187,6 +187,16 @@ def gunicorn_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "gunicorn", *no_control[:1], *args]
 
 
+def gunicorn_cfg(**values: Any) -> Any:
+    """A gunicorn `Config` with `values` set, as gunicorn's own option parsing would set them."""
+    from gunicorn.config import Config as GunicornConfig
+
+    cfg = GunicornConfig()
+    for name, value in values.items():
+        cfg.set(name, value)
+    return cfg
+
+
 def spawn_gunicorn(
     *args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
 ) -> ServerProcess:

@@ -18,17 +18,11 @@ from palfrey.gunicorn import restarts
 from palfrey.gunicorn.hooks import SCOPE_KEY, HookRequest, PostRequestLog, is_default, with_pre_request
 from palfrey.gunicorn.refused import REFUSED, refused_settings
 from palfrey.gunicorn.settings import environment_settings, palfrey_settings
+from tests.support import gunicorn_cfg
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:
     """A stand-in ASGI app."""
-
-
-def gunicorn_cfg(**values: Any) -> GunicornConfig:
-    cfg = GunicornConfig()
-    for name, value in values.items():
-        cfg.set(name, value)
-    return cfg
 
 
 def needs(*names: str) -> pytest.MarkDecorator:

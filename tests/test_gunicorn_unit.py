@@ -12,7 +12,6 @@ import pytest
 
 pytest.importorskip("gunicorn")
 
-from gunicorn.config import Config as GunicornConfig
 from gunicorn.glogging import Logger
 
 from palfrey.config import Config
@@ -26,17 +25,11 @@ from palfrey.gunicorn.settings import palfrey_settings, trusted_proxies
 from palfrey.http.head import ParseError
 from palfrey.interfaces.wsgi_environ import build_environ
 from palfrey.middleware.proxy_headers import ProxyHeaders, TrustedHosts
+from tests.support import gunicorn_cfg
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:
     """A stand-in ASGI app."""
-
-
-def gunicorn_cfg(**values: Any) -> GunicornConfig:
-    cfg = GunicornConfig()
-    for name, value in values.items():
-        cfg.set(name, value)
-    return cfg
 
 
 def test_settings_mapping() -> None:
