@@ -78,9 +78,13 @@ def test_switch_interval_longer_than_the_cap_is_never_shortened() -> None:
         sys.setswitchinterval(found)
 
 
-def test_a_thread_the_os_refuses_leaves_the_pool_at_what_it_has(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`can't start new thread` (a container's pids limit) in the middle of a growth step: the pool
-    stays at the threads it has, stops growing, and every waiting request still runs."""
+@pytest.mark.parametrize("refuse_from", [3, 1])
+def test_a_thread_the_os_refuses_leaves_the_pool_at_what_it_has(
+    monkeypatch: pytest.MonkeyPatch, refuse_from: int
+) -> None:
+    """`can't start new thread` (a container's pids limit) in the middle of a growth step (3 threads
+    started), or already for the spawner that would start the step's threads (1, the base thread):
+    the pool stays at the threads it has, stops growing, and every waiting request still runs."""
     import asyncio
     import threading
     import time
@@ -91,10 +95,11 @@ def test_a_thread_the_os_refuses_leaves_the_pool_at_what_it_has(monkeypatch: pyt
     started: list[str] = []
 
     def start(thread: threading.Thread) -> None:
-        if thread.name.startswith("refusing-pool-"):
-            if len(started) >= 3:
+        if thread.name.startswith(("refusing-pool-", "palfrey-spawner-")):
+            if len(started) >= refuse_from:
                 raise RuntimeError("can't start new thread")
-            started.append(thread.name)
+            if thread.name.startswith("refusing-pool-"):
+                started.append(thread.name)
         real_start(thread)
 
     monkeypatch.setattr(threading.Thread, "start", start)
@@ -116,16 +121,17 @@ def test_a_thread_the_os_refuses_leaves_the_pool_at_what_it_has(monkeypatch: pyt
 
     pool = asyncio.run(scenario())
     try:
-        assert (pool.threads, pool.size, len(started)) == (3, 3, 3)
+        assert (pool.threads, pool.size, len(started)) == (refuse_from,) * 3
+        assert pool.grown == refuse_from - 1  # the threads growth started (the base one is not)
         release.set()
         for _ in range(20):
             assert done.acquire(timeout=10)
         deadline = time.monotonic() + 10
-        while (pool.idle, pool.queued) != (3, 0) and time.monotonic() < deadline:
+        while (pool.idle, pool.queued) != (refuse_from, 0) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert (pool.idle, pool.queued) == (3, 0)
+        assert (pool.idle, pool.queued) == (refuse_from, 0)
         alive = [t for t in threading.enumerate() if t.name.startswith("refusing-pool-")]
-        assert len(alive) == 3
+        assert len(alive) == refuse_from
     finally:
         release.set()
         pool.shutdown()

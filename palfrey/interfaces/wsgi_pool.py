@@ -22,9 +22,11 @@ first 2,000 requests of wrk's 2,000-connection run came back 0.2-0.45 s late); s
 three. The first look at a burst is taken by `submit` itself once a window has passed, as the
 timer fires late while the loop is busy accepting the burst (70-80 ms instead of 20 were measured).
 
-Starting a thread costs ~130 µs (`Thread.start` waits for the new thread to run), 0.1 s for 700
-threads: the loop would accept and answer nothing meanwhile, so a growth step only counts its new
-threads and one spawner thread starts them; each takes a waiting request as it starts.
+Starting a thread costs ~130 µs on an idle process (`Thread.start` waits for the new thread to run)
+and ~0.35 ms in a burst: 488 threads kept the loop from accepting or answering anything for 0.1 s.
+So a growth step only counts its new threads and one spawner thread starts them; each takes a
+waiting request as it starts. If the OS refuses a thread (a container's pids limit), the pool stays
+at the threads it has.
 
 CPU time received understates what a CPU-bound app wants when the host is short of CPU (other
 processes, a cgroup quota): its threads then wait in the kernel's run queue. On Linux the pool adds
@@ -125,7 +127,7 @@ class ThreadPool:
         self.threads = 0
         self.idle = 0  # threads waiting for a job and not yet claimed by a submit
         self.queued = 0  # jobs submitted with no idle thread to take them, not yet started
-        self.grown = 0  # threads started by the adaptive growth check
+        self.grown = 0  # threads the adaptive growth check started (a counter: only goes up)
         self.rejected = 0  # submits refused because the queue was full
         self._serial = 0
         self._closed = False
@@ -208,7 +210,6 @@ class ThreadPool:
             if add:
                 self.threads += add
                 self.queued -= add  # each new thread takes one of the waiting jobs
-                self.grown += add
                 self._unstarted += add
                 spawn = not self._spawning
                 self._spawning = True
@@ -218,7 +219,11 @@ class ThreadPool:
                 # Unchanged threads: this look's numbers start the next window (no second read).
                 self._schedule(None if add else now)
         if spawn:
-            threading.Thread(target=self._spawn, name=spawner, daemon=True).start()
+            try:
+                threading.Thread(target=self._spawn, name=spawner, daemon=True).start()
+            except RuntimeError as exc:  # not even the spawner: the OS refuses threads
+                self._refused(exc)
+                return
         if add:
             _follow_threads()
 
@@ -239,20 +244,22 @@ class ThreadPool:
             try:
                 threading.Thread(target=self._work, name=name, daemon=True).start()
             except RuntimeError as exc:  # "can't start new thread": a pids limit (containers), memory
+                with self._lock:
+                    self._unstarted += 1  # this one did not start either
                 self._refused(exc)
                 return
             with self._lock:
+                self.grown += 1
                 self._overhead += time.thread_time() - began
 
     def _refused(self, exc: RuntimeError) -> None:
         """The OS would not start a thread: the pool stays at the threads it has (a pids limit does
         not go away), and the requests reserved for the threads it could not start wait for those."""
         with self._lock:
-            missing = self._unstarted + 1
+            missing = self._unstarted
             self._unstarted = 0
             self._spawning = False
             self.threads -= missing
-            self.grown -= missing
             self.queued += missing
             self.size = max(self.threads, self.base)
             threads = self.threads
