@@ -163,7 +163,7 @@ def test_timeout_send_ends_a_stalled_sendfile(loop: str, big_file: Path) -> None
     with run_server(APP, "--no-access-log", "--loop", loop, "--timeout-send", "1") as server:
         with Conn(server.port, 10, 65536) as conn:
             length = wait_until_sending(server, conn, f"/file?p={big_file}")
-            time.sleep(2.5)  # past the send deadline (checked every 0.25 s)
+            server.wait_for_line(r"Client did not read the response for 1s; aborting")
             received = len(conn.buffer)
             deadline = time.monotonic() + 5
             try:
