@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 from typing import Any
 
 import click
@@ -80,12 +79,6 @@ def parse_palfrey_args(argv: list[str]) -> Config:
         except click.ClickException as exc:
             raise AssertionError(f"palfrey rejects {argv}: {exc.format_message()}") from None
     return Config(captured["app"], **captured["settings"])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def tool(name: str) -> str:

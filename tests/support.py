@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import re
 import select
 import selectors
@@ -134,6 +135,38 @@ def wait_ready(process: ServerProcess, timeout: float = 10.0) -> str:
 
 def spawn(*args: str, env: dict[str, str] | None = None, cwd: str | Path | None = None) -> ServerProcess:
     return spawn_command(palfrey_command(*args), env=env, cwd=cwd)
+
+
+EPHEMERAL_START = 32768  # Linux's default start of the ephemeral port range, if it cannot be read
+_LOWEST_PORT = 10000
+_RANDOM = random.SystemRandom()  # not the seeded `random`: xdist workers must not draw the same ports
+
+
+def free_port() -> int:
+    """A free port for a server that binds it later (nginx, HAProxy, a master restarted on it).
+
+    Chosen below the kernel's ephemeral range. A port from that range (what binding port 0 gives) is
+    also what any outgoing connection on the machine may take as its source port between this check
+    and the server's bind, and the tests running alongside open thousands of connections: in CI a
+    master's bind failed with "Address already in use" that way. Below the range, only another
+    explicit bind can take it.
+    """
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as handle:
+            start = int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        start = EPHEMERAL_START
+    for _ in range(200 if start - _LOWEST_PORT >= 1000 else 0):
+        port = _RANDOM.randrange(_LOWEST_PORT, start)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as probe:  # no room below the range: the kernel's choice
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @contextmanager

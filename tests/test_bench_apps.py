@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import brotli
 import httpx
 import pytest
 
-from tests.support import ROOT, run_server
+from tests.support import ROOT, free_port, run_server
 
 APPS = ROOT / "benchmarks" / "apps"
 DJANGO = APPS / "django_seed"
@@ -48,12 +47,6 @@ def test_plain_apps(interface: str) -> None:
         interface + ("3" if interface == "asgi" else ""),
     ) as server:
         _check_plain_endpoints(server.url)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

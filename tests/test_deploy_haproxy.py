@@ -28,9 +28,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.deploy_support import APP, arg, commented_command, free_port, recipe, set_arg, substitute, tool
+from tests.deploy_support import APP, arg, commented_command, recipe, set_arg, substitute, tool
 from tests.master_support import RESTARTED, wait_after
-from tests.support import ServerProcess, spawn, spawn_command, stop
+from tests.support import ServerProcess, free_port, spawn, spawn_command, stop
 
 MASTERS = 3
 SHUTDOWN_DELAY = "1.5"  # > HAProxy's inter 100ms x fall 3 with room for a loaded machine

@@ -34,7 +34,6 @@ from tests.deploy_support import (
     APP,
     arg,
     commented_command,
-    free_port,
     parse_palfrey_args,
     recipe,
     set_arg,
@@ -43,7 +42,7 @@ from tests.deploy_support import (
     unit_values,
 )
 from tests.master_support import RESTARTED, wait_after
-from tests.support import ROOT, ServerProcess, palfrey_command, run_server, spawn_command, stop
+from tests.support import ROOT, ServerProcess, free_port, palfrey_command, run_server, spawn_command, stop
 
 # ----------------------------------------------------------------------------------------------------
 # nginx

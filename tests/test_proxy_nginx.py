@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import run_server
+from tests.support import free_port, run_server
 
 APP = "tests.apps.server_apps:app"
 USUAL = (
@@ -38,12 +38,6 @@ def nginx_binary() -> str:
     if found is None:
         pytest.fail("nginx is not installed: `make test` installs it (apt-get install nginx)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager
