@@ -137,7 +137,7 @@ def spawn(*args: str, env: dict[str, str] | None = None, cwd: str | Path | None 
     return spawn_command(palfrey_command(*args), env=env, cwd=cwd)
 
 
-EPHEMERAL_START = 32768  # Linux's default start of the ephemeral port range, if it cannot be read
+_EPHEMERAL_START = 32768  # Linux's default start of the ephemeral port range, if it cannot be read
 _LOWEST_PORT = 10000
 _RANDOM = random.SystemRandom()  # not the seeded `random`: xdist workers must not draw the same ports
 
@@ -155,7 +155,7 @@ def free_port() -> int:
         with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as handle:
             start = int(handle.read().split()[0])
     except (OSError, ValueError, IndexError):
-        start = EPHEMERAL_START
+        start = _EPHEMERAL_START
     for _ in range(200 if start - _LOWEST_PORT >= 1000 else 0):
         port = _RANDOM.randrange(_LOWEST_PORT, start)
         with socket.socket() as probe:

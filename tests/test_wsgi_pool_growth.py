@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from palfrey.interfaces.switch_interval import LONGEST, SCALE_FROM, SwitchInterval
-from palfrey.interfaces.wsgi_pool import GROW_BELOW, MAX_STEP, growth
+from palfrey.interfaces.wsgi_pool import GROW_BELOW, MAX_STEP, ThreadPool, growth
 
 
 def test_no_growth_when_the_threads_compute() -> None:
@@ -85,12 +88,6 @@ def test_a_thread_the_os_refuses_leaves_the_pool_at_what_it_has(
     """`can't start new thread` (a container's pids limit) in the middle of a growth step (3 threads
     started), or already for the spawner that would start the step's threads (1, the base thread):
     the pool stays at the threads it has, stops growing, and every waiting request still runs."""
-    import asyncio
-    import threading
-    import time
-
-    from palfrey.interfaces.wsgi_pool import ThreadPool
-
     real_start = threading.Thread.start
     started: list[str] = []
 
